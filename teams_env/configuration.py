@@ -1,0 +1,168 @@
+"""Configuration as dataclasses with help text, a YAML ``--config`` file, and command-line flags that
+override the file (TRL's pattern). One implementation for every command.
+
+Each field's ``metadata["help"]`` is its help text. Precedence: dataclass default < YAML file <
+command line. An unknown YAML key, or a value of the wrong type, is a one-line error naming the file
+and the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+Config = TypeVar("Config")
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used; the message names where."""
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with help text (``default`` may be a list; it is copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs
+        )
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _base_type(annotation: Any) -> tuple[Any, bool]:
+    """(the type without Optional, whether None is allowed)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), len(args) < len(get_args(annotation))
+    return annotation, False
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    kind, nullable = _base_type(annotation)
+    if value is None:
+        if nullable:
+            return None
+        raise ConfigError(f"{where}: must not be empty")
+    origin = get_origin(kind)
+    if origin in (list, tuple):
+        (item,) = get_args(kind)[:1] or (str,)
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{where}: must be a list, got {value!r}")
+        return [_coerce(v, item, where) for v in items]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "false", "yes", "no", "1", "0", "on", "off"}:
+            return value.lower() in {"true", "yes", "1", "on"}
+        raise ConfigError(f"{where}: must be true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: must be a number, got {value!r}")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: must be {'an integer' if kind is int else 'a number'}, got {value!r}"
+            ) from None
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ConfigError(f"{where}: must be an integer, got {value!r}")
+        return number
+    if kind is typing.Any or kind is dict or get_origin(kind) is dict:
+        return value
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"{where}: must be a single value, got {value!r}")
+    return str(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per field (underscores become dashes); defaults are left to :func:`resolve`."""
+    hints = _field_types(cls)
+    for item in dataclasses.fields(cls):
+        flag = "--" + item.name.replace("_", "-")
+        kind, _ = _base_type(hints[item.name])
+        default = item.default if item.default is not dataclasses.MISSING else item.default_factory()  # type: ignore[misc]
+        help_text = f"{item.metadata.get('help', '')} (default: {default!r})"
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=item.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            metavar = "A,B,..." if get_origin(kind) in (list, tuple) else item.name.upper()
+            parser.add_argument(
+                flag, dest=item.name, default=argparse.SUPPRESS, metavar=metavar, help=help_text
+            )
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"{file}: config file not found")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{file}{line}: invalid YAML ({getattr(error, 'problem', error)})") from error
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{file}: not UTF-8 text") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: expected a mapping of option: value, got {type(data).__name__}")
+    return data
+
+
+def _construct(cls: type[Config], values: dict[str, tuple[Any, str]], source: str) -> Config:
+    """``values`` maps a key to (value, where it came from) for error messages."""
+    hints = _field_types(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key, (_, where) in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key (known keys: {', '.join(sorted(known))})")
+    config = cls(**{k: _coerce(v, hints[k], where) for k, (v, where) in values.items()})
+    validate = getattr(config, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from error
+    return config
+
+
+def build(cls: type[Config], values: dict[str, Any], source: str) -> Config:
+    """A ``cls`` from a mapping (a YAML file, a preset), checking keys and types."""
+    return _construct(
+        cls, {str(k).replace("-", "_"): (v, f"{source}: key '{k}'") for k, v in values.items()}, source
+    )
+
+
+def resolve(cls: type[Config], args: argparse.Namespace, config_path: str | None = None) -> Config:
+    """Defaults, then the YAML file, then the flags given on the command line."""
+    values: dict[str, tuple[Any, str]] = {}
+    if config_path:
+        for key, value in load_yaml(config_path).items():
+            values[str(key).replace("-", "_")] = (value, f"{config_path}: key '{key}'")
+    field_names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key, value in vars(args).items():
+        if key in field_names:
+            values[key] = (value, "--" + key.replace("_", "-"))
+    return _construct(cls, values, config_path or "command line")
+
+
+def dump(config: Any) -> dict[str, Any]:
+    """A config as plain data (for run directories: what ran, reproducibly)."""
+    return dataclasses.asdict(config)

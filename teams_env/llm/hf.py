@@ -1,0 +1,171 @@
+"""transformers backend: batched generation with left padding, batched choice scoring, optional
+4-bit (NF4) weights through bitsandbytes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from teams_env.llm.base import ChoiceScores, Completion, Conversation, GenerationParams, LLMBackend
+
+
+class HFBackend(LLMBackend):
+    """A causal LM from a local folder or the Hugging Face Hub, run by transformers."""
+
+    kind = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        load_in_4bit: bool = False,
+        device: str = "auto",
+        max_batch: int = 8,
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        self._name = str(model)
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if dtype == "auto":
+            torch_dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+        else:
+            torch_dtype = getattr(torch, dtype)
+        kwargs: dict = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+        if load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype
+            )
+            kwargs["device_map"] = self.device
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(model, **kwargs)
+        except OSError as error:
+            raise FileNotFoundError(f"cannot load model '{model}' (backend 'hf'): {error}") from error
+        if not load_in_4bit:
+            self.model.to(self.device)
+        self.model.eval()
+        self.load_in_4bit = load_in_4bit
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @property
+    def model_id(self) -> str:
+        return self._name + ("@nf4" if self.load_in_4bit else "")
+
+    def _prompt_ids(self, conversation: Conversation) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    def _padded(self, rows: list[list[int]], side: str):
+        torch = self._torch
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            span = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+            ids[i, span] = torch.tensor(row, dtype=torch.long)
+            mask[i, span] = 1
+        return ids.to(self.model.device), mask.to(self.model.device)
+
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+        results: list[Completion] = []
+        with self._lock:
+            for start in range(0, len(conversations), self.max_batch):
+                results.extend(self._generate_batch(conversations[start : start + self.max_batch], params))
+        return results
+
+    def _generate_batch(
+        self, conversations: Sequence[Conversation], params: GenerationParams
+    ) -> list[Completion]:
+        from transformers import LogitsProcessorList
+
+        torch = self._torch
+        prompts = [self._prompt_ids(c) for c in conversations]
+        ids, mask = self._padded(prompts, side="left")
+        sampling = params.temperature > 0
+        if sampling:
+            # One generator per batch: sampled answers depend on the batch's composition here.
+            torch.manual_seed(params.request_seed([m for c in conversations for m in c]))
+        stop_ids = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=sampling,
+                temperature=params.temperature if sampling else None,
+                top_p=params.top_p if sampling else None,
+                top_k=None,
+                logits_processor=LogitsProcessorList(
+                    [_AnswerRepetitionPenalty(ids.shape[1], params.repetition_penalty)]
+                ),
+                eos_token_id=stop_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        completions = []
+        for prompt, row in zip(prompts, output[:, ids.shape[1] :].tolist()):
+            length = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
+            text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
+            for stop in params.stop:
+                text = text.split(stop, 1)[0]
+            finish = "stop" if length < len(row) or length < params.max_new_tokens else "length"
+            completions.append(Completion(text, len(prompt), length, finish))
+        return completions
+
+    def score_choices(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        torch = self._torch
+        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        prompts = [self._prompt_ids(c) for c in conversations]
+        pairs = [(i, k) for i in range(len(prompts)) for k in range(len(choices))]
+        scores = [[0.0] * len(choices) for _ in prompts]
+        with self._lock, torch.no_grad():
+            # Every (prompt, choice) sequence of a chunk goes through the model in one forward pass.
+            for start in range(0, len(pairs), self.max_batch * len(choices)):
+                chunk = pairs[start : start + self.max_batch * len(choices)]
+                rows = [prompts[i] + choice_ids[k] for i, k in chunk]
+                ids, mask = self._padded(rows, side="right")
+                logprobs = torch.log_softmax(
+                    self.model(input_ids=ids, attention_mask=mask).logits.float(), -1
+                )
+                for row, (i, k) in enumerate(chunk):
+                    offset = len(prompts[i])
+                    targets = choice_ids[k]
+                    positions = torch.arange(offset - 1, offset - 1 + len(targets))
+                    picked = logprobs[row, positions, torch.tensor(targets)]
+                    scores[i][k] = float(picked.sum())
+        return [ChoiceScores(tuple(s), len(p)) for s, p in zip(scores, prompts)]
+
+    def close(self) -> None:
+        with self._lock:
+            self.model = None  # type: ignore[assignment]
+
+
+class _AnswerRepetitionPenalty:
+    """CTRL-style repetition penalty over the generated tokens only (see sampling.penalize_repeats)."""
+
+    def __init__(self, prompt_width: int, penalty: float) -> None:
+        self.prompt_width = prompt_width
+        self.penalty = penalty
+
+    def __call__(self, input_ids, scores):
+        generated = input_ids[:, self.prompt_width :]
+        if self.penalty == 1.0 or generated.shape[1] == 0:
+            return scores
+        picked = scores.gather(1, generated)
+        picked = picked.where(picked < 0, picked / self.penalty)
+        picked = picked.where(picked >= 0, picked * self.penalty)
+        return scores.scatter(1, generated, picked)

@@ -1,0 +1,315 @@
+"""llama.cpp backend (llama-cpp-python) with true batched decoding and prefix reuse.
+
+llama-cpp-python's high-level ``Llama`` decodes one sequence at a time. Here one llama.cpp
+context holds ``max_batch`` sequences: prompts are prefilled together and each decoding step
+advances every unfinished answer in one ``llama_decode`` call. Each sequence slot remembers the
+tokens in its KV cache, and a new request goes to the free slot sharing its longest prefix, so
+the long few-shot preambles of the rewrite and reviewer prompts are computed once, not per call.
+There are twice as many slots as the batch size, so the expert's and the reviewer's batches
+(which alternate) each keep their own prefixes warm.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from teams_env.llm.base import (
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMBackend,
+    LLMError,
+)
+from teams_env.llm.sampling import choose_token, log_softmax
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+@dataclass
+class _Slot:
+    """One sequence of the shared context and the tokens its KV cache holds."""
+
+    seq_id: int
+    tokens: list[int] = field(default_factory=list)
+    last_used: int = 0
+
+
+@dataclass
+class _Entry:
+    token: int
+    seq_id: int
+    pos: int
+    want_logits: bool
+
+
+class LlamaCppBackend(LLMBackend):
+    """A GGUF chat model run by llama.cpp on the CPU (or GPU, with a CUDA build)."""
+
+    kind = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        max_batch: int = 8,
+        context_per_sequence: int = 2048,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import _internals
+
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path} (backend 'llamacpp')")
+        self._llama_cpp = llama_cpp
+        self._path = path
+        self.max_batch = max_batch
+        self.context_per_sequence = context_per_sequence
+        self._lock = threading.Lock()
+
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)  # llama.cpp logs every context build
+        llama_cpp.llama_backend_init()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = n_gpu_layers
+        self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        ctx_params = llama_cpp.llama_context_default_params()
+        n_slots = 2 * max_batch
+        ctx_params.n_ctx = n_slots * context_per_sequence
+        ctx_params.n_batch = 512
+        ctx_params.n_ubatch = 512
+        ctx_params.n_seq_max = n_slots
+        ctx_params.n_threads = threads
+        ctx_params.n_threads_batch = threads
+        ctx_params.kv_unified = True
+        self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
+        self._n_batch = ctx_params.n_batch
+        self._n_vocab = self._model.n_vocab()
+        self._slots = [_Slot(seq_id=i) for i in range(n_slots)]
+        self._uses = 0
+        self._stop_tokens = {t for t in (self._model.token_eos(), self._model.token_eot()) if t >= 0}
+        self._formatter = self._make_formatter()
+
+    @property
+    def model_id(self) -> str:
+        return self._path.name
+
+    # -- prompts -------------------------------------------------------------------------
+    def _make_formatter(self):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        metadata = self._model.metadata()
+        template = metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+
+        def piece(token: int) -> str:
+            return self._model.token_get_text(token) if token >= 0 else ""
+
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=piece(self._model.token_eos()),
+            bos_token=piece(self._model.token_bos()),
+            add_generation_prompt=True,
+        )
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text the model sees for a conversation (with the assistant turn opened)."""
+        return self._formatter(messages=conversation).prompt
+
+    def tokenize_prompt(self, conversation: Conversation) -> list[int]:
+        return self._model.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
+
+    # -- generation ----------------------------------------------------------------------
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+        results: list[Completion] = []
+        with self._lock:
+            for start in range(0, len(conversations), self.max_batch):
+                results.extend(self._generate_batch(conversations[start : start + self.max_batch], params))
+        return results
+
+    def _generate_batch(
+        self, conversations: Sequence[Conversation], params: GenerationParams
+    ) -> list[Completion]:
+        prompts = [self.tokenize_prompt(c) for c in conversations]
+        for prompt in prompts:
+            self._check_room(len(prompt) + params.max_new_tokens)
+        slots = self._assign_slots(prompts)
+        logits = self._prefill(slots, prompts)
+        rngs = [np.random.default_rng(params.request_seed(c)) for c in conversations]
+        answers: list[list[int]] = [[] for _ in prompts]
+        finish = ["length"] * len(prompts)
+        active = list(range(len(prompts)))
+        while active:
+            entries: list[_Entry] = []
+            still_active = []
+            for i in active:
+                token = choose_token(logits[i], answers[i], params, rngs[i])
+                if token in self._stop_tokens:
+                    finish[i] = "stop"
+                    continue
+                answers[i].append(token)
+                if params.stop and self._hits_stop(answers[i], params.stop):
+                    finish[i] = "stop"
+                    continue
+                if len(answers[i]) >= params.max_new_tokens:
+                    continue
+                slot = slots[i]
+                entries.append(_Entry(token, slot.seq_id, len(slot.tokens), True))
+                slot.tokens.append(token)
+                still_active.append(i)
+            active = still_active
+            if active:
+                step_logits = self._decode(entries)
+                for i, row in zip(active, step_logits):
+                    logits[i] = row
+        completions = []
+        for i, answer in enumerate(answers):
+            text = self._model.detokenize(answer).decode("utf-8", errors="replace")
+            for stop in params.stop:
+                text = text.split(stop, 1)[0]
+            completions.append(Completion(text, len(prompts[i]), len(answer), finish[i]))
+        return completions
+
+    def _hits_stop(self, answer: list[int], stops: tuple[str, ...]) -> bool:
+        tail = self._model.detokenize(answer[-16:]).decode("utf-8", errors="ignore")
+        return any(stop in tail for stop in stops)
+
+    # -- scoring -------------------------------------------------------------------------
+    def score_choices(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        choice_tokens = [
+            self._model.tokenize(c.encode("utf-8"), add_bos=False, special=False) for c in choices
+        ]
+        if any(not tokens for tokens in choice_tokens):
+            raise LLMError(f"cannot score an empty choice among {list(choices)!r}")
+        results: list[ChoiceScores] = []
+        with self._lock:
+            for start in range(0, len(conversations), self.max_batch):
+                batch = conversations[start : start + self.max_batch]
+                results.extend(self._score_batch(batch, choice_tokens))
+        return results
+
+    def _score_batch(
+        self, conversations: Sequence[Conversation], choice_tokens: list[list[int]]
+    ) -> list[ChoiceScores]:
+        prompts = [self.tokenize_prompt(c) for c in conversations]
+        longest = max(len(t) for t in choice_tokens)
+        for prompt in prompts:
+            self._check_room(len(prompt) + longest)
+        slots = self._assign_slots(prompts)
+        # One pass over the prompts gives every choice's first token.
+        first = [log_softmax(row) for row in self._prefill(slots, prompts)]
+        scores = [[float(first[i][tokens[0]]) for tokens in choice_tokens] for i in range(len(prompts))]
+        for k, tokens in enumerate(choice_tokens):
+            if len(tokens) == 1:
+                continue
+            # The rest of a multi-token choice: feed it after each prompt, then drop it again.
+            entries = [
+                _Entry(token, slot.seq_id, len(prompt) + j, True)
+                for slot, prompt in zip(slots, prompts)
+                for j, token in enumerate(tokens[:-1])
+            ]
+            rows = self._decode(entries)
+            per_prompt = len(tokens) - 1
+            for i in range(len(prompts)):
+                for j in range(per_prompt):
+                    scores[i][k] += float(log_softmax(rows[i * per_prompt + j])[tokens[j + 1]])
+            for slot, prompt in zip(slots, prompts):
+                self._truncate(slot, len(prompt))
+        return [ChoiceScores(logprobs=tuple(s), prompt_tokens=len(p)) for s, p in zip(scores, prompts)]
+
+    # -- KV cache and decoding -----------------------------------------------------------
+    def _check_room(self, needed: int) -> None:
+        if needed > self.context_per_sequence:
+            raise LLMError(
+                f"request needs {needed} tokens but each sequence has {self.context_per_sequence} "
+                f"(llamacpp context_per_sequence); shorten the instruction or raise the limit"
+            )
+
+    def _assign_slots(self, prompts: list[list[int]]) -> list[_Slot]:
+        """Give each prompt the free slot where it saves the most work: the tokens it can reuse,
+        minus the cached tokens it would throw away (a warm preamble that another family of
+        prompts will want again); ties go to the least recently used slot."""
+        free = list(self._slots)
+        chosen: list[_Slot] = []
+
+        def value(slot: _Slot, prompt: list[int]) -> tuple[int, int]:
+            shared = _common_prefix(slot.tokens, prompt)
+            return 2 * shared - len(slot.tokens), -slot.last_used
+
+        for prompt in prompts:
+            best = max(free, key=lambda slot: value(slot, prompt))
+            free.remove(best)
+            self._uses += 1
+            best.last_used = self._uses
+            chosen.append(best)
+        return chosen
+
+    def _truncate(self, slot: _Slot, keep: int) -> None:
+        self._llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1)
+        del slot.tokens[keep:]
+
+    def _prefill(self, slots: list[_Slot], prompts: list[list[int]]) -> list[np.ndarray]:
+        """Bring each slot to its prompt, reusing the cached prefix; logits after each prompt."""
+        entries: list[_Entry] = []
+        for slot, prompt in zip(slots, prompts):
+            # Keep at least the last prompt token to evaluate: its logits are what we need.
+            keep = min(_common_prefix(slot.tokens, prompt), len(prompt) - 1)
+            self._truncate(slot, keep)
+            for pos in range(keep, len(prompt)):
+                entries.append(_Entry(prompt[pos], slot.seq_id, pos, pos == len(prompt) - 1))
+            slot.tokens.extend(prompt[keep:])
+        return self._decode(entries)
+
+    def _decode(self, entries: list[_Entry]) -> list[np.ndarray]:
+        """Run the entries through the model in chunks; logits rows for the flagged entries, in order."""
+        from llama_cpp import _internals
+
+        rows: list[np.ndarray] = []
+        batch = _internals.LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=1, verbose=False)
+        try:
+            raw = batch.batch
+            for start in range(0, len(entries), self._n_batch):
+                chunk = entries[start : start + self._n_batch]
+                raw.n_tokens = len(chunk)
+                for j, entry in enumerate(chunk):
+                    raw.token[j] = entry.token
+                    raw.pos[j] = entry.pos
+                    raw.n_seq_id[j] = 1
+                    raw.seq_id[j][0] = entry.seq_id
+                    raw.logits[j] = entry.want_logits
+                code = self._llama_cpp.llama_decode(self._ctx.ctx, raw)
+                if code != 0:
+                    raise LLMError(f"llama_decode failed with code {code} (context full?)")
+                for j, entry in enumerate(chunk):
+                    if entry.want_logits:
+                        pointer = self._llama_cpp.llama_get_logits_ith(self._ctx.ctx, j)
+                        rows.append(np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).copy())
+        finally:
+            batch.close()
+        return rows
+
+    def close(self) -> None:
+        with self._lock:
+            self._ctx.close()
+            self._model.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

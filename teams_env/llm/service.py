@@ -1,0 +1,98 @@
+"""Every LLM call goes through here: one cache, one accounting, one role per service."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, TypeVar
+
+from teams_env.accounting import QueryLedger, RoleUsage
+from teams_env.cache import ResponseCache, cache_key
+from teams_env.llm.base import ChoiceScores, Completion, Conversation, GenerationParams, LLMBackend
+
+logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result", Completion, ChoiceScores)
+
+
+class LLMService:
+    """A backend seen through the shared cache and ledger, on behalf of one role.
+
+    Only cache misses reach the backend, in one batched call; the ledger counts those as queries
+    and the rest as cache hits.
+    """
+
+    def __init__(
+        self,
+        backend: LLMBackend,
+        role: str,
+        ledger: QueryLedger | None = None,
+        cache: ResponseCache | None = None,
+    ) -> None:
+        self.backend = backend
+        self.role = role
+        self.ledger = ledger if ledger is not None else QueryLedger()
+        self.cache = cache
+
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+        keys = [
+            cache_key(kind="generate", backend=self.backend.identity, messages=c, params=params.as_dict())
+            for c in conversations
+        ]
+        return self._through_cache(
+            keys, lambda todo: self.backend.generate([conversations[i] for i in todo], params), Completion
+        )
+
+    def score_choices(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        keys = [
+            cache_key(kind="score", backend=self.backend.identity, messages=c, choices=list(choices))
+            for c in conversations
+        ]
+        return self._through_cache(
+            keys,
+            lambda todo: self.backend.score_choices([conversations[i] for i in todo], choices),
+            _scores_from_dict,
+        )
+
+    def _through_cache(
+        self,
+        keys: list[str],
+        send: Callable[[list[int]], list[Result]],
+        from_json: Callable[..., Result],
+    ) -> list[Result]:
+        cached = self.cache.get_many(keys) if self.cache is not None else {}
+        todo = [i for i, key in enumerate(keys) if key not in cached]
+        start = time.perf_counter()
+        fresh = dict(zip(todo, send(todo))) if todo else {}
+        seconds = time.perf_counter() - start if todo else 0.0
+        self._store({keys[i]: asdict(result) for i, result in fresh.items()})
+        self.ledger.record(
+            self.role,
+            RoleUsage(
+                queries=len(todo),
+                cache_hits=len(keys) - len(todo),
+                prompt_tokens=sum(r.prompt_tokens for r in fresh.values()),
+                completion_tokens=sum(getattr(r, "completion_tokens", 0) for r in fresh.values()),
+                seconds=seconds,
+            ),
+        )
+        return [fresh[i] if i in fresh else from_json(**cached[key]) for i, key in enumerate(keys)]
+
+    def _store(self, items: dict[str, Any]) -> None:
+        if self.cache is None or not items:
+            return
+        try:
+            self.cache.put_many(items)
+        except sqlite3.OperationalError as error:
+            # A full disk must not cost the answers already paid for: keep going uncached.
+            logger.warning("LLM cache %s is not writable (%s); continuing uncached", self.cache.path, error)
+            self.cache = None
+
+
+def _scores_from_dict(logprobs: list[float], prompt_tokens: int, details: dict[str, Any]) -> ChoiceScores:
+    return ChoiceScores(logprobs=tuple(logprobs), prompt_tokens=prompt_tokens, details=details)

@@ -1,0 +1,113 @@
+"""A deterministic stand-in LLM for fast unit tests and for timing the environment's own overhead.
+
+It understands the environment's prompts: a rewrite request gets the instruction back with an
+action-specific clause appended, a review request scores "Not Equal" high exactly when the two
+instructions differ, and anything else (the responder) gets a fixed-length answer. Tests pass
+their own ``reply`` / ``score`` functions to script other behaviour. Never a replacement for the
+real-model tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+from teams_env.actions import parse_rewrite_conversation
+from teams_env.llm.base import (
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMBackend,
+    ScoringUnsupported,
+)
+from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
+
+ACTION_CLAUSES = {
+    "breadth": "Focus on a rarer case of it.",
+    "add_constraints": "Answer in at most five sentences.",
+    "deepening": "Explain the causes and the consequences.",
+    "concretizing": "Use one specific real-world example.",
+    "increase_reasoning": "Reason step by step.",
+    "complicate_input": "Use this data: [3, 1, 2].",
+}
+
+ReplyFn = Callable[[Conversation], str]
+ScoreFn = Callable[[Conversation, Sequence[str]], Sequence[float]]
+
+
+def scripted_reply(conversation: Conversation) -> str:
+    rewrite = parse_rewrite_conversation(conversation)
+    if rewrite is not None:
+        action, instruction = rewrite
+        return f"{instruction} {ACTION_CLAUSES[action.name]}"
+    review = parse_review_conversation(conversation)
+    if review is not None:
+        first, second = review
+        return EQUAL if first == second else NOT_EQUAL
+    question = conversation[-1]["content"] if conversation else ""
+    return (
+        f"Here is a careful answer to the request '{question[:60]}'. First, it names the goal. Then it "
+        "lists the main points in order, gives one worked example, and ends with a short summary that "
+        "a reader can check against the request."
+    )
+
+
+def scripted_score(conversation: Conversation, choices: Sequence[str]) -> list[float]:
+    """Log-likelihoods favouring the reply :func:`scripted_reply` would give (0.9 vs the rest)."""
+    preferred = scripted_reply(conversation)
+    rest = math.log(0.1 / max(1, len(choices) - 1))
+    return [math.log(0.9) if choice == preferred else rest for choice in choices]
+
+
+class ScriptedBackend(LLMBackend):
+    kind = "scripted"
+
+    def __init__(
+        self,
+        reply: ReplyFn | None = None,
+        score: ScoreFn | None = None,
+        *,
+        supports_scoring: bool = True,
+        name: str = "scripted",
+    ) -> None:
+        self.reply = reply or scripted_reply
+        self.score = score or scripted_score
+        self.supports_scoring = supports_scoring
+        self._name = name
+        self.calls = {"generate": 0, "score": 0}
+        """Requests received (not batches), for tests that count what reached the model."""
+
+    @property
+    def model_id(self) -> str:
+        return self._name
+
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+        self.calls["generate"] += len(conversations)
+        out = []
+        for conversation in conversations:
+            words = self.reply(conversation).split(" ")
+            cut = len(words) > params.max_new_tokens
+            text = " ".join(words[: params.max_new_tokens])
+            out.append(
+                Completion(
+                    text,
+                    _tokens(conversation),
+                    min(len(words), params.max_new_tokens),
+                    "length" if cut else "stop",
+                )
+            )
+        return out
+
+    def score_choices(
+        self, conversations: Sequence[Conversation], choices: Sequence[str]
+    ) -> list[ChoiceScores]:
+        if not self.supports_scoring:
+            raise ScoringUnsupported("this scripted backend gives no log-probabilities")
+        self.calls["score"] += len(conversations)
+        return [ChoiceScores(tuple(self.score(c, choices)), _tokens(c)) for c in conversations]
+
+
+def _tokens(conversation: Conversation) -> int:
+    """A stand-in token count: words in the conversation."""
+    return sum(len(m["content"].split()) for m in conversation)

@@ -1,0 +1,91 @@
+"""``teams-rl``: a thin dispatcher. Each command's configuration is a dataclass (flags and YAML
+``--config`` come from it); its stage module is imported only when the command runs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from teams_env.configuration import ConfigError, add_arguments, resolve
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    config: str
+    """``module:Class`` of the configuration dataclass (a light module: no heavy imports)."""
+    run: str
+    """``module:function`` called with the configuration; returns an exit code or None."""
+    positional: str | None = None
+    """A list field filled from positional arguments (e.g. the files of ``diversity``)."""
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "rollout",
+        "Run a few episodes of the environment and print each rewrite and verdict.",
+        "teams_env.rollout:RolloutConfig",
+        "teams_env.rollout:run",
+    ),
+)
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="teams-rl",
+        description="TeaMs-RL: train an instructor policy, generate a diverse instruction dataset, fine-tune and evaluate.",
+    )
+    parser.add_argument("--version", action="version", version=f"teams-rl {_load('teams_rl:__version__')}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        sub.add_argument(
+            "--config", metavar="FILE", help="YAML file of options; flags given here override it"
+        )
+        sub.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+        if command.positional:
+            sub.add_argument(
+                command.positional,
+                nargs="*",
+                default=argparse.SUPPRESS,
+                metavar=command.positional.upper().rstrip("S"),
+            )
+        add_arguments(sub, _load(command.config))
+        sub.set_defaults(_command=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Command = args._command
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = resolve(_load(command.config), args, args.config)
+        result = _load(command.run)(config)
+    except KeyboardInterrupt:
+        print(f"teams-rl {command.name}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        # Expected failures (bad input, a missing model, an unreachable server) are one line.
+        if args.verbose:
+            raise
+        print(f"teams-rl {command.name}: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

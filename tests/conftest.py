@@ -1,0 +1,38 @@
+"""Shared fixtures: a private LLM cache per test session, and fast environments on the scripted
+backend with the model-free hashing encoder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from teams_env.scripted import ScriptedBackend
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_llm_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Real-model tests share one cache file for the session, never the user's own cache."""
+    path = tmp_path_factory.mktemp("llm-cache") / "llm-cache.sqlite"
+    previous = os.environ.get("TEAMS_RL_CACHE")
+    os.environ["TEAMS_RL_CACHE"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("TEAMS_RL_CACHE", None)
+    else:
+        os.environ["TEAMS_RL_CACHE"] = previous
+
+
+@pytest.fixture
+def scripted_env_kwargs() -> Callable[..., dict[str, Any]]:
+    """Keyword arguments for a fast, deterministic TeaMsInstructEnv (no model, no cache)."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"expert": ScriptedBackend(), "encoder": "hashing", "cache": None}
+        kwargs.update(overrides)
+        return kwargs
+
+    return make
