@@ -33,6 +33,9 @@ class EnvConfig:
     )
     max_new_tokens: int = option(256, "expert's token limit per rewrite")
     temperature: float = option(0.0, "expert's sampling temperature (0: greedy, reproducible)")
+    on_failure: str = option(
+        "keep", "after a failed rewrite go on from it (keep) or from the instruction before it (revert)"
+    )
     cache: str = option(
         "auto", "LLM cache: auto ($TEAMS_RL_CACHE or ~/.cache/teams-rl), a file path, or none"
     )
@@ -60,5 +63,6 @@ class EnvConfig:
             "reviewer_threshold": threshold,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
+            "on_failure": self.on_failure,
             "cache": self.cache,
         }

@@ -82,7 +82,8 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
 
     ## Info
 
-    ``previous_instruction``, ``instruction``, ``action``, ``action_name``, ``verdict``,
+    ``previous_instruction``, ``instruction`` (the rewrite), ``state_instruction`` (what the next
+    step rewrites), ``action``, ``action_name``, ``verdict``,
     ``p_not_equal``, ``review_method``, ``leaked_phrase``, ``rewrite_failure``, ``rewrite_cut_off``,
     ``seed_id``, ``step`` and ``queries`` (expert and reviewer requests made so far this episode,
     whether a model or the cache answered them; ``env.unwrapped.ledger`` tells the two apart).
@@ -102,6 +103,9 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
       rewrite is rewarded, or ``"auto"`` to calibrate it once on anchor pairs with known answers.
     - ``max_new_tokens``, ``temperature``, ``sample_seed``: the expert's decoding (greedy by default).
     - ``max_instruction_chars``: longer instructions are refused with a clear error.
+    - ``on_failure``: after a failed rewrite (Equal, or leaking prompt words), ``"keep"`` goes on
+      from the rewrite (the paper's MDP) and ``"revert"`` goes on from the instruction before it
+      (what dataset generation does, so one bad step does not spoil the rest of the trajectory).
     - ``cache``: ``"auto"`` (``$TEAMS_RL_CACHE`` or ``~/.cache/teams-rl/llm-cache.sqlite``), a path,
       or ``None``; ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
     - ``render_mode``: ``"ansi"`` or ``None``.
@@ -127,6 +131,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         temperature: float = 0.0,
         sample_seed: int = 0,
         max_instruction_chars: int = 4000,
+        on_failure: Literal["keep", "revert"] = "keep",
         cache: str | os.PathLike[str] | None = "auto",
         ledger: QueryLedger | None = None,
         render_mode: str | None = None,
@@ -138,6 +143,8 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
             raise ValueError(f"observation must be 'text' or 'last_action', got '{observation}'")
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        if on_failure not in ("keep", "revert"):
+            raise ValueError(f"on_failure must be 'keep' or 'revert', got '{on_failure}'")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'"
@@ -146,6 +153,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         self.max_steps = max_steps
         self.leak_penalty = float(leak_penalty)
         self.max_instruction_chars = max_instruction_chars
+        self.on_failure = on_failure
         self.action_type: ActionType = action_type
         self.observation_mode: ObservationMode = observation
         self.action_names = ACTION_NAMES
@@ -246,7 +254,8 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         leak = leaked_phrase(rewrite.text) if rewrite.failure is None else None
         reward = (1.0 if judgement.not_equal else 0.0) - (self.leak_penalty if leak else 0.0)
-        self._instruction = rewrite.text
+        failed = not judgement.not_equal or leak is not None
+        self._instruction = plan.before if failed and self.on_failure == "revert" else rewrite.text
         self._history.append(plan.action)
         self._step += 1
         terminated = self._step >= self.max_steps
@@ -259,6 +268,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
             "action_name": ACTION_NAMES[plan.action],
             "previous_instruction": plan.before,
             "instruction": rewrite.text,
+            "state_instruction": self._instruction,
             "verdict": judgement.verdict,
             "p_not_equal": judgement.p_not_equal,
             "review_method": judgement.method,

@@ -10,6 +10,7 @@ real-model tests.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 
 from teams_env.actions import parse_rewrite_conversation
@@ -70,20 +71,27 @@ class ScriptedBackend(LLMBackend):
         *,
         supports_scoring: bool = True,
         name: str = "scripted",
+        delay: float = 0.0,
     ) -> None:
+        """``delay``: seconds each batched call takes (for tests that interrupt a run)."""
         self.reply = reply or scripted_reply
         self.score = score or scripted_score
         self.supports_scoring = supports_scoring
         self._name = name
-        self.calls = {"generate": 0, "score": 0}
-        """Requests received (not batches), for tests that count what reached the model."""
+        self.delay = delay
+        self.requests = {"generate": 0, "score": 0}
+        """Requests that reached this backend (cache hits never do)."""
+        self.batches: dict[str, list[int]] = {"generate": [], "score": []}
+        """The size of each batched call, for tests of batching."""
 
     @property
     def model_id(self) -> str:
         return self._name
 
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
-        self.calls["generate"] += len(conversations)
+        time.sleep(self.delay)
+        self.requests["generate"] += len(conversations)
+        self.batches["generate"].append(len(conversations))
         out = []
         for conversation in conversations:
             words = self.reply(conversation).split(" ")
@@ -104,7 +112,9 @@ class ScriptedBackend(LLMBackend):
     ) -> list[ChoiceScores]:
         if not self.supports_scoring:
             raise ScoringUnsupported("this scripted backend gives no log-probabilities")
-        self.calls["score"] += len(conversations)
+        time.sleep(self.delay)
+        self.requests["score"] += len(conversations)
+        self.batches["score"].append(len(conversations))
         return [ChoiceScores(tuple(self.score(c, choices)), _tokens(c)) for c in conversations]
 
 

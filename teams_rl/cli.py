@@ -33,6 +33,49 @@ COMMANDS: tuple[Command, ...] = (
         "teams_env.rollout:RolloutConfig",
         "teams_env.rollout:run",
     ),
+    Command(
+        "train",
+        "Train the instructor policy with sb3-contrib TRPO (default) or another SB3 algorithm.",
+        "agents.config:TrainConfig",
+        "agents.train:run",
+    ),
+    Command(
+        "evaluate-policy",
+        "Roll a trained policy, a baseline or a custom agent over held-out seeds and report its rewards.",
+        "agents.config:EvaluatePolicyConfig",
+        "agents.evaluate:run",
+    ),
+    Command(
+        "generate",
+        "Generate an instruction dataset: a policy drives the expert over seeds; eliminate, dedup, answer.",
+        "agents.config:GenerateConfig",
+        "agents.generate:run",
+    ),
+    Command(
+        "sft",
+        "Fine-tune a model on a generated dataset with TRL (full, LoRA or QLoRA).",
+        "finetune.config:SFTConfig",
+        "finetune.sft:run",
+    ),
+    Command(
+        "eval",
+        "Benchmark a model with lm-evaluation-harness (ARC 25-shot, HellaSwag 10-shot by default).",
+        "finetune.config:EvalConfig",
+        "finetune.lm_eval_runner:run",
+    ),
+    Command(
+        "privacy",
+        "Membership-inference attack on a fine-tuned model: per-example loss, ROC curve, AUC.",
+        "finetune.config:PrivacyConfig",
+        "finetune.privacy:run",
+    ),
+    Command(
+        "diversity",
+        "Diversity metrics of instruction files, side by side (Vendi, distinct-n, cosine distances).",
+        "finetune.config:DiversityConfig",
+        "finetune.diversity:run",
+        positional="files",
+    ),
 )
 
 

@@ -93,7 +93,9 @@ class LlamaCppBackend(LLMBackend):
         ctx_params.n_seq_max = n_slots
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
-        ctx_params.kv_unified = True
+        # One KV stream per sequence: a sequence's numbers do not depend on what shares its batch,
+        # so batched and one-by-one answers are identical (a unified cache changed log-probs by ~0.2).
+        ctx_params.kv_unified = False
         self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
         self._n_batch = ctx_params.n_batch
         self._n_vocab = self._model.n_vocab()

@@ -1,0 +1,1 @@
+"""Speed, memory and quality benchmarks; run each as ``python -m benchmarks.NAME`` from the repo root."""

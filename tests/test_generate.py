@@ -1,0 +1,269 @@
+"""Dataset generation: schema and provenance, the elimination rules, forced actions, resuming after
+a kill, and bad seed files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agents.config import GenerateConfig
+from agents.generate import generate
+from agents.journal import Journal
+from teams_env.scripted import ScriptedBackend, scripted_reply
+
+ROW_KEYS = {
+    "messages", "id", "instruction", "input", "output", "seed_id", "seed_instruction", "step", "action",
+    "reviewer_p_not_equal", "expert", "reviewer", "responder", "policy",
+}  # fmt: skip
+
+
+def config(tmp_path: Path, **overrides) -> GenerateConfig:
+    options = {
+        "out": str(tmp_path / "out"),
+        "expert": "scripted",
+        "encoder": "hashing",
+        "cache": "none",
+        "limit": 6,
+        "n_envs": 4,
+        "reviewer_threshold": "0.5",
+    }
+    options.update(overrides)
+    return GenerateConfig(**options)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_schema_provenance_and_stats(tmp_path):
+    out = generate(config(tmp_path))
+    kept = read_rows(out / "dataset.jsonl")
+    rejected = read_rows(out / "rejects.jsonl")
+    stats = json.loads((out / "stats.json").read_text())
+    assert kept and all(set(row) == ROW_KEYS for row in kept)
+    for row in kept:
+        assert row["messages"] == [
+            {"role": "user", "content": row["instruction"]},
+            {"role": "assistant", "content": row["output"]},
+        ]
+        assert row["instruction"] != row["seed_instruction"]
+        assert row["id"] == f"{row['seed_id']}#{row['step']}" and 1 <= row["step"] <= 6
+    assert stats["kept"] == len(kept) and stats["rejected"] == len(rejected)
+    assert stats["candidates"] == 6 * 6 == len(kept) + len(rejected)
+    assert sum(stats["rejected_by_rule"].values()) == len(rejected)
+    assert stats["queries"]["expert"]["queries"] == 36 and stats["queries"]["responder"]["queries"] >= len(
+        kept
+    )
+    assert stats["expert_queries_per_kept_item"] == pytest.approx(
+        (36 + stats["queries"]["responder"]["queries"]) / len(kept)
+    )
+    assert "items kept: **" in (out / "README.md").read_text()
+    from datasets import load_dataset
+
+    loaded = load_dataset("json", data_files=str(out / "dataset.jsonl"), split="train")
+    assert len(loaded) == len(kept) and loaded[0]["messages"][0]["role"] == "user"
+
+
+def test_each_elimination_rule_removes_its_items(tmp_path):
+    def expert_reply(conversation):
+        text = scripted_reply(conversation)
+        if "rarer case" in text:  # breadth rewrites leak the prompt's words
+            return "As the rewritten prompt asks: " + text
+        if "five sentences" in text:  # add_constraints changes nothing
+            return text.replace(" Answer in at most five sentences.", "")
+        return text
+
+    def responder_reply(conversation):
+        question = conversation[-1]["content"]
+        if question.endswith("Reason step by step."):  # answers to the last rewrite only
+            return "Sorry, I cannot do that."
+        if question.endswith("[3, 1, 2]."):
+            return "It is what it is."
+        return scripted_reply(conversation)
+
+    out = generate(
+        config(
+            tmp_path,
+            policy="fixed:breadth,add_constraints,increase_reasoning,complicate_input,deepening,concretizing",
+        ),
+        env_overrides={"expert": ScriptedBackend(reply=expert_reply)},
+        responder=ScriptedBackend(reply=responder_reply),
+    )
+    rejected = read_rows(out / "rejects.jsonl")
+    rules_by_action = {(row["action"], row["rule"]) for row in rejected}
+    assert ("breadth", "leaked_prompt_words") in rules_by_action
+    assert ("add_constraints", "no_new_information") in rules_by_action
+    assert ("increase_reasoning", "sorry_answer") in rules_by_action
+    assert ("complicate_input", "empty_answer") in rules_by_action
+    kept = read_rows(out / "dataset.jsonl")
+    assert {row["action"] for row in kept} <= {"deepening", "concretizing"}
+
+
+def test_near_duplicates_are_dropped_and_logged(tmp_path):
+    # Every rewrite of every seed is the same sentence: only the first one survives.
+    out = generate(
+        config(tmp_path, encoder="hashing", dedup_threshold=0.9),
+        env_overrides={
+            "expert": ScriptedBackend(
+                reply=lambda conv: "Write a short poem about the moon over a quiet lake."
+            )
+        },
+    )
+    kept = read_rows(out / "dataset.jsonl")
+    rejected = read_rows(out / "rejects.jsonl")
+    assert len(kept) == 1
+    duplicates = [row for row in rejected if row["rule"] == "near_duplicate"]
+    assert duplicates and all(row["detail"] == f"similar to {kept[0]['id']}" for row in duplicates)
+
+
+def test_forced_actions_override_the_policy(tmp_path):
+    out = generate(
+        config(
+            tmp_path, force_actions=["1:breadth", "4:breadth"], replace_actions=["breadth:add_constraints"]
+        )
+    )
+    rows = read_rows(out / "dataset.jsonl") + read_rows(out / "rejects.jsonl")
+    for row in rows:
+        if row["step"] in (1, 4):
+            assert row["action"] == "breadth"
+        else:
+            assert row["action"] != "breadth"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"force_actions": ["9:breadth"]}, "step must be 1..6"),
+        ({"force_actions": ["1:sideways"]}, "unknown action 'sideways'"),
+        ({"replace_actions": ["breadth"]}, "expected A:B"),
+    ],
+)
+def test_bad_forcing_options(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        generate(config(tmp_path, **overrides))
+
+
+def test_resume_after_a_partial_journal_line_gives_the_same_dataset(tmp_path):
+    whole = generate(config(tmp_path / "a"))
+    broken = config(tmp_path / "b", limit=4)
+    generate(broken)  # the first 4 seeds (one batch)
+    journal = Path(broken.out) / "progress.jsonl"
+    with open(journal, "a", encoding="utf-8") as handle:
+        handle.write('{"seeds": [{"seed_id": "seed-005", "kept": [')  # killed mid-write
+    (Path(broken.out) / "dataset.jsonl").write_text("", encoding="utf-8")  # and before the dataset append
+    resumed = generate(config(tmp_path / "b"))  # same options, limit 6: continues with seeds 5-6
+    assert (resumed / "dataset.jsonl").read_text() == (whole / "dataset.jsonl").read_text()
+    assert (resumed / "rejects.jsonl").read_text() == (whole / "rejects.jsonl").read_text()
+    assert len(Journal(journal).records) == 2
+    stats = json.loads((resumed / "stats.json").read_text())
+    assert stats["runs"] == 2 and stats["seeds"]["done"] == 6
+
+
+def test_resuming_with_other_options_is_refused(tmp_path):
+    generate(config(tmp_path, limit=2))
+    with pytest.raises(ValueError, match="generated with other options \\(dedup_threshold"):
+        generate(config(tmp_path, limit=2, dedup_threshold=0.5))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "seed file not found"),
+        (b'{"not": "a list"}', "no usable seed instructions"),
+        (b"[1, 2, 3]", "no usable seed instructions"),
+        (b'[{"input": "x"}]', "no usable seed instructions"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+    ],
+)
+def test_unusable_seed_files_stop_before_any_work(tmp_path, content, message):
+    seeds = tmp_path / "seeds.json"
+    if content is not None:
+        seeds.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        generate(config(tmp_path, seeds=str(seeds)))
+    assert (
+        not (tmp_path / "out" / "dataset.jsonl").exists()
+        or not (tmp_path / "out" / "dataset.jsonl").read_text()
+    )
+
+
+def test_bad_rows_are_counted_skips(tmp_path):
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        "\n".join(
+            [
+                json.dumps({"instruction": "Describe a lighthouse."}),
+                json.dumps({"instruction": ""}),
+                json.dumps({"output": "no instruction"}),
+                json.dumps({"instruction": "Describe a lighthouse."}),
+                json.dumps({"instruction": "List three uses of salt."}),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    out = generate(config(tmp_path, seeds=str(seeds)))
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["seeds"]["loaded"] == 2
+    assert stats["seeds"]["skipped_while_loading"] == {
+        "empty_instruction": 1,
+        "no_instruction": 1,
+        "duplicate": 1,
+    }
+
+
+def _journal_lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def test_killed_with_a_signal_and_resumed_equals_an_uninterrupted_run(tmp_path):
+    base = [
+        sys.executable, "-m", "teams_rl.cli", "generate", "--expert", "scripted?delay=0.05", "--encoder", "hashing",
+        "--reviewer-threshold", "0.5", "--limit", "12", "--n-envs", "2", "--cache", str(tmp_path / "cache.sqlite"),
+    ]  # fmt: skip
+    whole = subprocess.run(
+        [*base, "--out", str(tmp_path / "whole")], capture_output=True, text=True, timeout=300
+    )
+    assert whole.returncode == 0, whole.stderr[-2000:]
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*base, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while _journal_lines(out / "progress.jsonl") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+    done_before = _journal_lines(out / "progress.jsonl")
+    assert 2 <= done_before < 6  # stopped midway
+
+    resumed = subprocess.run([*base, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (out / "dataset.jsonl").read_text() == (tmp_path / "whole" / "dataset.jsonl").read_text()
+    assert (out / "rejects.jsonl").read_text() == (tmp_path / "whole" / "rejects.jsonl").read_text()
+    ids = [json.loads(line)["id"] for line in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.slow
+def test_end_to_end_on_the_embedded_model(tmp_path):
+    out = generate(GenerateConfig(out=str(tmp_path / "real"), limit=3, n_envs=3, answer_max_new_tokens=96))
+    kept = read_rows(out / "dataset.jsonl")
+    rejected = read_rows(out / "rejects.jsonl")
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["kept"] == len(kept) and stats["rejected"] == len(rejected) and stats["candidates"] == 18
+    assert kept, "the embedded model kept nothing"
+    for row in kept:
+        assert set(row) == ROW_KEYS
+        assert row["output"].strip() and row["instruction"].strip() != row["seed_instruction"].strip()
+        assert (
+            row["expert"] == row["reviewer"] == row["responder"] == "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf"
+        )
+        assert row["policy"] == "uniform"

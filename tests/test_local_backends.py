@@ -1,0 +1,85 @@
+"""The embedded model through llama.cpp (batched, with prefix reuse) and through transformers."""
+
+from __future__ import annotations
+
+import pytest
+
+from teams_env.llm.base import GenerationParams, LLMError
+from teams_env.llm.embedded import embedded_gguf_path, embedded_hf_dir
+from teams_env.llm.hf import HFBackend
+from teams_env.llm.llamacpp import LlamaCppBackend
+
+pytestmark = pytest.mark.slow
+
+QUESTION = [{"role": "user", "content": "Is the sky blue on a clear day? Answer Yes or No."}]
+PROMPTS = [
+    [{"role": "user", "content": text}]
+    for text in ("Name a fruit.", "Write a haiku about snow.", "What is 2 + 2?")
+]
+
+
+@pytest.fixture(scope="module")
+def llama() -> LlamaCppBackend:
+    return LlamaCppBackend(embedded_gguf_path(), max_batch=4, context_per_sequence=1024)
+
+
+@pytest.fixture(scope="module")
+def hf() -> HFBackend:
+    return HFBackend(embedded_hf_dir(), max_batch=4)
+
+
+def test_llamacpp_generates_a_batch(llama):
+    answers = llama.generate(PROMPTS, GenerationParams(max_new_tokens=24))
+    assert len(answers) == 3 and all(a.text.strip() for a in answers)
+    assert all(0 < a.completion_tokens <= 24 and a.prompt_tokens > 10 for a in answers)
+    assert "4" in answers[2].text or "four" in answers[2].text.lower()
+
+
+def test_llamacpp_batched_greedy_matches_one_by_one(llama):
+    params = GenerationParams(max_new_tokens=20)
+    assert [a.text for a in llama.generate(PROMPTS, params)] == [
+        llama.generate([p], params)[0].text for p in PROMPTS
+    ]
+
+
+def test_llamacpp_sampling_is_seeded_per_request(llama):
+    params = GenerationParams(max_new_tokens=16, temperature=0.9, top_p=0.95, seed=11)
+    alone = llama.generate(PROMPTS[1:2], params)[0].text
+    in_batch = llama.generate(PROMPTS, params)[1].text
+    assert alone == in_batch  # each request draws from its own generator
+    other_seed = llama.generate(PROMPTS[1:2], GenerationParams(max_new_tokens=16, temperature=0.9, seed=12))[
+        0
+    ].text
+    assert other_seed != alone
+
+
+def test_llamacpp_scores_choices_and_reuses_prefixes(llama):
+    first = llama.score_choices([QUESTION], ["Yes", "No", "Not sure at all"])[0]
+    assert all(value < 0 for value in first.logprobs)
+    assert first.logprobs[2] < min(first.logprobs[:2])  # a long unlikely reply scores lowest
+    llama.generate(PROMPTS, GenerationParams(max_new_tokens=4))  # other prompts pass through the slots
+    again = llama.score_choices([QUESTION, QUESTION], ["Yes", "No", "Not sure at all"])
+    for scores in again:  # each sequence has its own KV stream, so batching changes nothing
+        assert scores.logprobs == pytest.approx(first.logprobs, abs=1e-4)
+
+
+def test_llamacpp_refuses_a_request_longer_than_its_context(llama):
+    long = [{"role": "user", "content": "word " * 1200}]
+    with pytest.raises(LLMError, match="needs .* tokens but each sequence has 1024"):
+        llama.generate([long], GenerationParams(max_new_tokens=8))
+
+
+def test_hf_batched_generation_matches_one_by_one(hf):
+    params = GenerationParams(max_new_tokens=12)
+    batched = [a.text for a in hf.generate(PROMPTS, params)]
+    single = [hf.generate([p], params)[0].text for p in PROMPTS]
+    assert batched == single and all(batched)
+
+
+def test_the_two_runtimes_agree_on_choice_scores(llama, hf):
+    choices = ["Yes", "No", "Not Equal"]
+    local = llama.score_choices([QUESTION], choices)[0].logprobs
+    dequantized = hf.score_choices([QUESTION], choices)[0].logprobs
+    # The same Q4_1 weights, llama.cpp vs float32 transformers: close, not identical.
+    assert dequantized == pytest.approx(local, abs=0.5)
+    assert (local[0] > local[1]) == (dequantized[0] > dequantized[1])
