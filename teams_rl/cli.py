@@ -52,6 +52,18 @@ COMMANDS: tuple[Command, ...] = (
         "agents.generate:run",
     ),
     Command(
+        "bench",
+        "Benchmark RL algorithms and baselines on instruction diversity (mean and 95% CI over seeds).",
+        "agents.config:BenchConfig",
+        "agents.bench:run",
+    ),
+    Command(
+        "pipeline",
+        "Train, generate, fine-tune and evaluate in one run directory (--preset quick runs on this CPU).",
+        "teams_rl.pipeline_config:PipelineConfig",
+        "teams_rl.pipeline:run",
+    ),
+    Command(
         "sft",
         "Fine-tune a model on a generated dataset with TRL (full, LoRA or QLoRA).",
         "finetune.config:SFTConfig",

@@ -47,7 +47,7 @@ def serve(fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
         def log_message(self, *args: Any) -> None:  # keep test output clean
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             fake.requests.append(body)
             fake.headers.append(dict(self.headers))

@@ -91,7 +91,7 @@ def test_a_full_disk_keeps_the_answers_and_goes_on_uncached(tmp_path, monkeypatc
 def test_a_corrupt_cache_file_is_a_clear_error(tmp_path):
     path = tmp_path / "broken.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ValueError, match="broken.sqlite: not a usable LLM cache"):
+    with pytest.raises(ValueError, match=r"broken\.sqlite: not a usable LLM cache"):
         ResponseCache(path)
 
 

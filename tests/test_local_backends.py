@@ -65,7 +65,7 @@ def test_llamacpp_scores_choices_and_reuses_prefixes(llama):
 
 def test_llamacpp_refuses_a_request_longer_than_its_context(llama):
     long = [{"role": "user", "content": "word " * 1200}]
-    with pytest.raises(LLMError, match="needs .* tokens but each sequence has 1024"):
+    with pytest.raises(LLMError, match=r"needs \d+ tokens but each sequence has 1024"):
         llama.generate([long], GenerationParams(max_new_tokens=8))
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from fake_openai_server import FakeOpenAI, serve
+
 from teams_env.cache import ResponseCache
 from teams_env.llm.base import GenerationParams, LLMError, ScoringUnsupported
 from teams_env.llm.embedded import embedded_gguf_path

@@ -1,0 +1,337 @@
+"""``teams-rl bench``: benchmark RL algorithms on instruction diversity.
+
+For every agent and seed: train it (when it learns) for the same number of environment steps,
+which is the same budget of reviewer queries, on the training seed instructions; then run it
+from the same held-out instructions and measure the mean episode reward, the reviewer's Not-Equal
+rate, the diversity of the instructions it produced (Vendi score, distinct-1/2, cosine distances),
+how often it took each action at each step, the queries and cache hits, and the wall time.
+
+Writes ``benchmark.md`` (a table per metric, mean and 95% confidence interval over seeds, the exact
+command, versions and backends, and how many runs stand behind each number), ``results.json`` and
+plots (reward curves with bands, diversity bars, action-frequency heatmaps by step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.algorithms import ALGORITHMS, get_algorithm
+from agents.baselines import is_baseline
+from agents.config import BenchConfig, TrainConfig
+from agents.policy import import_agent_class
+from agents.rollout import Trajectory, rollout
+from teams_env.accounting import QueryLedger
+from teams_env.actions import ACTION_NAMES
+from teams_env.config import EnvConfig
+from teams_env.elimination import leaked_phrase
+from teams_env.encoder import shared_encoder
+from teams_env.metrics import (
+    distinct_n,
+    mean_nearest_neighbour_distance,
+    mean_pairwise_cosine_distance,
+    vendi_score,
+)
+from teams_env.reviewer import NOT_EQUAL
+from teams_env.seeds import load_seeds
+from teams_env.system_info import machine
+
+METRICS = (
+    ("mean_episode_reward", "mean episode reward (of 6)"),
+    ("not_equal_rate", "reviewer Not-Equal rate"),
+    ("kept_instructions", "rewrites kept (Not Equal, no leak)"),
+    ("vendi_score", "Vendi score of kept rewrites"),
+    ("distinct_1", "distinct-1 of kept rewrites"),
+    ("distinct_2", "distinct-2 of kept rewrites"),
+    ("mean_pairwise_cosine_distance", "mean pairwise cosine distance"),
+    ("mean_nearest_neighbour_distance", "mean nearest-neighbour distance"),
+    ("train_reviewer_queries", "reviewer queries in training"),
+    ("eval_expert_queries", "expert queries in evaluation"),
+    ("eval_cache_hits", "cache hits in evaluation"),
+    ("wall_seconds", "wall time (s)"),
+)
+
+
+@dataclass(frozen=True)
+class BenchAgent:
+    """One row of the comparison: an algorithm to train, or a policy to run as it is."""
+
+    name: str
+    algo: str = ""
+    policy: str = ""
+    action_type: str = "continuous"
+    observation: str = "text"
+    hyperparams: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def learns(self) -> bool:
+        return bool(self.algo)
+
+
+def _named_agent(name: str) -> BenchAgent:
+    key = name.strip()
+    if key.lower() in ALGORITHMS:
+        algorithm = get_algorithm(key)
+        return BenchAgent(
+            algorithm.name, algo=algorithm.name, action_type=algorithm.resolve_action_type("auto")
+        )
+    if key == "fixed":
+        key = "reference"  # the authors' forced sequence
+    if is_baseline(key):
+        return BenchAgent(key, policy=key)
+    if ":" in key:
+        import_agent_class(key)  # fail now, before any training, if the path is wrong
+        return BenchAgent(key.rpartition(":")[2], policy=key)
+    raise ValueError(
+        f"unknown agent '{name}': use an algorithm ({', '.join(ALGORITHMS)}), a baseline (uniform, "
+        "random-continuous, fixed, fixed:NAME,...) or module:Class"
+    )
+
+
+def _listed_agent(entry: Mapping[str, Any], index: int) -> BenchAgent:
+    where = f"agents[{index}]"
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        raise ValueError(f"{where}: expected a mapping with a name, got {entry!r}")
+    unknown = set(entry) - {"name", "algo", "policy", "action_type", "observation", "hyperparams"}
+    if unknown:
+        raise ValueError(f"{where}: unknown key '{sorted(unknown)[0]}'")
+    if bool(entry.get("algo")) == bool(entry.get("policy")):
+        raise ValueError(f"{where}: give exactly one of algo (to train) or policy (to run)")
+    if entry.get("algo"):
+        algorithm = get_algorithm(str(entry["algo"]))
+        action_type = algorithm.resolve_action_type(str(entry.get("action_type", "auto")))
+    else:
+        policy = str(entry["policy"])
+        if not is_baseline(policy):
+            import_agent_class(policy)
+        action_type = str(entry.get("action_type", "continuous"))
+    return BenchAgent(
+        name=str(entry["name"]),
+        algo=str(entry.get("algo", "")),
+        policy=str(entry.get("policy", "")),
+        action_type=action_type,
+        observation=str(entry.get("observation", "text")),
+        hyperparams=dict(entry.get("hyperparams") or {}),
+    )
+
+
+def bench_agents(config: BenchConfig) -> list[BenchAgent]:
+    """The agents of a bench config, checked before anything runs."""
+    agents = [_named_agent(name) for name in config.algos]
+    first_learner = next((a for a in agents if a.learns), None)
+    for variant in config.variants:
+        if first_learner is None:
+            break
+        if variant == "discrete":
+            action_type = get_algorithm(first_learner.algo).resolve_action_type("discrete")
+            agents.append(
+                BenchAgent(f"{first_learner.name}/discrete", algo=first_learner.algo, action_type=action_type)
+            )
+        elif variant == "last_action":
+            agents.append(
+                BenchAgent(
+                    f"{first_learner.name}/last_action", algo=first_learner.algo, observation="last_action"
+                )
+            )
+        else:
+            raise ValueError(f"unknown variant '{variant}': use discrete or last_action")
+    agents += [_listed_agent(entry, index) for index, entry in enumerate(config.agents)]
+    names = [agent.name for agent in agents]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"agent name '{duplicated[0]}' appears twice; give listed agents their own names")
+    return agents
+
+
+def _diversity(texts: Sequence[str], encoder: Any) -> dict[str, float]:
+    if len(texts) < 2:
+        return dict.fromkeys(
+            (
+                "vendi_score",
+                "distinct_1",
+                "distinct_2",
+                "mean_pairwise_cosine_distance",
+                "mean_nearest_neighbour_distance",
+            ),
+            float("nan"),
+        )
+    embeddings = encoder.encode(list(texts))
+    return {
+        "vendi_score": vendi_score(embeddings),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "mean_pairwise_cosine_distance": mean_pairwise_cosine_distance(embeddings),
+        "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
+    }
+
+
+def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]:
+    infos = [info for t in trajectories for info in t.infos]
+    kept = [
+        i["instruction"] for i in infos if i["verdict"] == NOT_EQUAL and not leaked_phrase(i["instruction"])
+    ]
+    steps = len(trajectories[0].infos)
+    by_step = np.zeros((steps, len(ACTION_NAMES)))
+    for t in trajectories:
+        for step, info in enumerate(t.infos):
+            by_step[step, info["action"]] += 1
+    by_step /= len(trajectories)
+    return {
+        "mean_episode_reward": float(np.mean([sum(t.rewards) for t in trajectories])),
+        "not_equal_rate": float(np.mean([i["verdict"] == NOT_EQUAL for i in infos])),
+        "kept_instructions": len(kept),
+        **_diversity(kept, encoder),
+        "action_frequencies": dict(zip(ACTION_NAMES, by_step.mean(axis=0).tolist())),
+        "action_frequencies_by_step": by_step.tolist(),
+    }
+
+
+def _run_one(
+    agent: BenchAgent,
+    seed: int,
+    config: BenchConfig,
+    env_kwargs: Mapping[str, Any],
+    train_instructions: list[str],
+    held_out: list[Any],
+    encoder: Any,
+) -> dict[str, Any]:
+    from agents.train import train
+
+    start = time.perf_counter()
+    kwargs = {**env_kwargs, "action_type": agent.action_type, "observation": agent.observation}
+    result: dict[str, Any] = {"agent": agent.name, "seed": seed}
+    policy = agent.policy
+    if agent.learns:
+        shared = {f.name: getattr(config, f.name) for f in dataclasses.fields(EnvConfig) if f.name != "seeds"}
+        train_config = TrainConfig(
+            **{**shared, "observation": agent.observation},
+            algo=agent.algo,
+            action_type=agent.action_type,
+            total_timesteps=config.budget,
+            n_envs=config.n_envs,
+            seed=seed,
+            hyperparams=dict(agent.hyperparams),
+            runs_dir=str(Path(config.out) / "runs"),
+            run_name=f"{agent.name.replace('/', '-')}__{seed}",
+            progress_bar=False,
+        )
+        overrides = {
+            k: v for k, v in kwargs.items() if not isinstance(v, (str, int, float, bool, type(None)))
+        }
+        run_dir = train(train_config, env_overrides={**overrides, "seeds": train_instructions})
+        policy = str(run_dir)
+        queries = json.loads((run_dir / "queries.json").read_text(encoding="utf-8"))
+        result["train_reviewer_queries"] = queries.get("reviewer", {}).get("queries", 0)
+        result["run_dir"] = str(run_dir)
+        result["episodes_file"] = str(run_dir / "episodes.jsonl")
+    else:
+        result["train_reviewer_queries"] = 0
+    ledger = QueryLedger()
+    trajectories = [
+        t
+        for batch in rollout(
+            policy,
+            held_out,
+            kwargs,
+            n_envs=config.n_envs,
+            deterministic=config.deterministic,
+            seed=seed,
+            ledger=ledger,
+        )
+        for t in batch
+    ]
+    result.update(_measure(trajectories, encoder))
+    usage = ledger.total()
+    result["eval_expert_queries"] = ledger.usage("expert").queries
+    result["eval_cache_hits"] = usage.cache_hits
+    result["wall_seconds"] = time.perf_counter() - start
+    return result
+
+
+def _confidence(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval (Student's t; 0 for one run)."""
+    from scipy import stats
+
+    array = np.asarray([v for v in values if not np.isnan(v)], dtype=float)
+    if len(array) == 0:
+        return float("nan"), float("nan")
+    if len(array) == 1:
+        return float(array[0]), 0.0
+    half = stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
+    return float(array.mean()), float(half)
+
+
+def summarize(runs: Sequence[Mapping[str, Any]], agents: Sequence[BenchAgent]) -> dict[str, Any]:
+    """Per agent and metric: mean, 95% CI half-width and the number of runs."""
+    summary: dict[str, Any] = {}
+    for agent in agents:
+        mine = [r for r in runs if r["agent"] == agent.name]
+        summary[agent.name] = {
+            metric: dict(
+                zip(("mean", "ci95", "n"), (*_confidence([float(r[metric]) for r in mine]), len(mine)))
+            )
+            for metric, _ in METRICS
+        }
+        frequencies = np.mean([r["action_frequencies_by_step"] for r in mine], axis=0)
+        summary[agent.name]["action_frequencies_by_step"] = frequencies.tolist()
+    return summary
+
+
+def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -> Path:
+    """Run the comparison; returns the output directory."""
+    from agents.bench_report import write_report
+
+    agents = bench_agents(config)
+    out = Path(config.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    instructions = load_seeds(config.instructions).seeds
+    held_out = instructions[config.eval_offset : config.eval_offset + config.eval_limit]
+    if len(held_out) < 2:
+        raise ValueError(
+            f"{config.instructions}: {len(instructions)} instructions leave no held-out slice at offset "
+            f"{config.eval_offset}; lower --eval-offset"
+        )
+    train_instructions = [s.text for s in instructions if s not in held_out]
+    env_kwargs = {**config.env_kwargs(), **(env_overrides or {})}
+    encoder_spec = env_kwargs.get("encoder", "default")
+    encoder = shared_encoder(encoder_spec) if isinstance(encoder_spec, str) else encoder_spec
+    runs = []
+    for agent in agents:
+        for seed in config.seeds:
+            print(f"bench: {agent.name}, seed {seed}", flush=True)
+            runs.append(_run_one(agent, seed, config, env_kwargs, train_instructions, held_out, encoder))
+    summary = summarize(runs, agents)
+    results = {
+        "command": "teams-rl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[1:]
+        else "bench()",
+        "config": dataclasses.asdict(config),
+        "machine": machine(),
+        "backends": {
+            k: str(getattr(v, "identity", v))
+            for k, v in env_kwargs.items()
+            if k in ("expert", "reviewer", "encoder")
+        },
+        "held_out": [s.id for s in held_out],
+        "agents": [agent.__dict__ | {"hyperparams": dict(agent.hyperparams)} for agent in agents],
+        "summary": summary,
+        "runs": runs,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    write_report(out, results, METRICS)
+    return out
+
+
+def run(config: BenchConfig) -> int:
+    out = bench(config)
+    print((out / "benchmark.md").read_text(encoding="utf-8"))
+    return 0

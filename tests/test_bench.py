@@ -1,0 +1,110 @@
+"""The bench command on the scripted backend: table, JSON and plots agree; bad input is clear."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from agents.bench import bench, bench_agents
+from agents.config import BenchConfig
+from teams_env.configuration import ConfigError, build
+
+
+def config(tmp_path, **overrides) -> BenchConfig:
+    options = {
+        "algos": ["trpo", "uniform"],
+        "variants": [],
+        "seeds": [0, 1],
+        "budget": 48,
+        "n_envs": 4,
+        "eval_offset": 100,
+        "eval_limit": 8,
+        "expert": "scripted",
+        "encoder": "hashing",
+        "cache": "none",
+        "reviewer_threshold": "0.5",
+        "out": str(tmp_path / "bench"),
+    }
+    options.update(overrides)
+    return BenchConfig(**options)
+
+
+def test_bench_writes_a_consistent_table_json_and_plots(tmp_path):
+    out = bench(config(tmp_path))
+    results = json.loads((out / "results.json").read_text())
+    assert [a["name"] for a in results["agents"]] == ["trpo", "uniform"]
+    assert len(results["runs"]) == 4 and {r["seed"] for r in results["runs"]} == {0, 1}
+    for name in ("trpo", "uniform"):
+        runs = [r for r in results["runs"] if r["agent"] == name]
+        cell = results["summary"][name]["mean_episode_reward"]
+        assert cell["n"] == 2
+        assert cell["mean"] == pytest.approx(sum(r["mean_episode_reward"] for r in runs) / 2)
+        frequencies = results["summary"][name]["action_frequencies_by_step"]
+        assert len(frequencies) == 6 and all(sum(row) == pytest.approx(1.0) for row in frequencies)
+    trpo_runs = [r for r in results["runs"] if r["agent"] == "trpo"]
+    assert all(r["train_reviewer_queries"] > 0 for r in trpo_runs)
+    assert all(r["train_reviewer_queries"] == 0 for r in results["runs"] if r["agent"] == "uniform")
+
+    report = (out / "benchmark.md").read_text()
+    assert "mean over 2 seed(s) (0, 1)" in report
+    row = re.search(
+        r"\| uniform \| ([0-9.]+) \| ± ([0-9.]+) \| 2 \|", report.split("### mean episode reward")[1]
+    )
+    assert row and float(row.group(1)) == pytest.approx(
+        results["summary"]["uniform"]["mean_episode_reward"]["mean"], abs=1e-3
+    )
+    for plot in ("reward_curves.png", "diversity.png", "action_heatmap.png"):
+        assert (out / plot).stat().st_size > 5000
+
+
+def test_variants_and_listed_agents(tmp_path):
+    agents = bench_agents(
+        config(
+            tmp_path,
+            variants=["discrete", "last_action"],
+            agents=[
+                {
+                    "name": "round-robin",
+                    "policy": "examples/custom_agent.py:RoundRobinAgent",
+                    "action_type": "discrete",
+                }
+            ],
+        )
+    )
+    assert [(a.name, a.action_type, a.observation) for a in agents] == [
+        ("trpo", "continuous", "text"),
+        ("uniform", "continuous", "text"),
+        ("trpo/discrete", "discrete", "text"),
+        ("trpo/last_action", "continuous", "last_action"),
+        ("round-robin", "discrete", "text"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"algos": ["trpo", "nosuch.module:Agent"]}, "cannot import module 'nosuch.module'"),
+        ({"algos": ["examples/custom_agent.py:Missing"]}, "has no class 'Missing'"),
+        ({"algos": ["walrus"]}, "unknown agent 'walrus'"),
+        ({"agents": [{"name": "x"}]}, "give exactly one of algo"),
+        ({"variants": ["sideways"]}, "unknown variant 'sideways'"),
+    ],
+)
+def test_bad_agents_fail_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        bench(config(tmp_path, **overrides))
+    assert not (tmp_path / "bench" / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"budget": 0}, "budget must be at least 1"),
+        ({"seeds": "0,one,2"}, "key 'seeds': must be an integer, got 'one'"),
+    ],
+)
+def test_bad_numbers(values, message):
+    with pytest.raises(ConfigError, match=message):
+        build(BenchConfig, values, "bench.yaml")
