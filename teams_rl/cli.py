@@ -133,8 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"teams-rl {command.name}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
-        # Expected failures (bad input, a missing model, an unreachable server) are one line.
+    except (ConfigError, ValueError, OSError, RuntimeError) as error:
+        # Expected failures (bad input, a missing model, an unreachable server, a full disk) are one
+        # line; whatever was finished is on disk, and the same command resumes.
         if args.verbose:
             raise
         print(f"teams-rl {command.name}: error: {error}", file=sys.stderr)

@@ -5,8 +5,9 @@ an interruption picks up where it stopped; training resumes from its last checkp
 from its journal):
 
 1. ``train``: the instructor policy (``DIR/train``);
-2. ``generate``: the dataset (``DIR/data``), split into ``sft_train.jsonl`` and ``sft_heldout.jsonl``;
-3. ``sft``: one supervised fine-tuning step on the training split (``DIR/model``);
+2. ``generate``: the dataset (``DIR/data``);
+3. ``sft``: the dataset split by seed into ``sft_train.jsonl`` and ``sft_heldout.jsonl``, then one
+   supervised fine-tuning step on the training split (``DIR/model``);
 4. ``evaluate``: diversity of the seeds vs the dataset, the membership-inference attack (the
    training split are members, the held-out split non-members), lm-evaluation-harness on the
    fine-tuned (and the base) model (``DIR/eval``);
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -115,8 +117,13 @@ class Pipeline:
         from agents.config import TrainConfig
         from agents.train import train
 
-        run_dir = self.out / "train"
-        resume = str(run_dir) if (run_dir / "config.yaml").is_file() else ""
+        from agents.run_dir import RunDir
+
+        run = RunDir(self.out / "train")
+        if run.is_run() and run.latest_checkpoint() is None and not run.final_model.is_file():
+            shutil.rmtree(run.path)  # stopped before its first checkpoint: nothing to resume
+        run_dir = run.path
+        resume = str(run_dir) if run.is_run() else ""
         config = self._stage_config(
             TrainConfig, "train", runs_dir=str(self.out), run_name="train", resume=resume, progress_bar=False
         )
@@ -131,21 +138,26 @@ class Pipeline:
         policy = self.config.generate.get("policy") or (str(trained) if trained.is_dir() else "uniform")
         config = self._stage_config(GenerateConfig, "generate", out=str(self.out / "data"), policy=policy)
         data = generate(config)
-        train_rows, held_out = _split(data / "dataset.jsonl", float(self._evaluate_options()["holdout"]))
-        _write_jsonl(data / "sft_train.jsonl", train_rows)
-        _write_jsonl(data / "sft_heldout.jsonl", held_out)
-        stats = json.loads((data / "stats.json").read_text(encoding="utf-8"))
-        return {"data": str(data), "stats": stats, "sft_train": len(train_rows), "sft_heldout": len(held_out)}
+        return {"data": str(data), "stats": json.loads((data / "stats.json").read_text(encoding="utf-8"))}
 
     def sft(self) -> dict[str, Any]:
         from finetune.config import SFTConfig
         from finetune.sft import run as run_sft
 
-        data = self.out / "data" / "sft_train.jsonl"
-        config = self._stage_config(SFTConfig, "sft", data=str(data), out=str(self.out / "model"))
+        data = self.out / "data"
+        train_rows, held_out = _split(data / "dataset.jsonl", float(self._evaluate_options()["holdout"]))
+        _write_jsonl(data / "sft_train.jsonl", train_rows)
+        _write_jsonl(data / "sft_heldout.jsonl", held_out)
+        config = self._stage_config(SFTConfig, "sft", data=str(data / "sft_train.jsonl"), out=str(self.out / "model"))
         run_sft(config)
         log = json.loads((self.out / "model" / "training_log.json").read_text(encoding="utf-8"))
-        return {"model": str(self.out / "model"), "base": config.base, "summary": log["summary"]}
+        return {
+            "model": str(self.out / "model"),
+            "base": config.base,
+            "summary": log["summary"],
+            "sft_train": len(train_rows),
+            "sft_heldout": len(held_out),
+        }
 
     def evaluate(self) -> dict[str, Any]:
         from finetune.config import EvalConfig, PrivacyConfig
@@ -241,6 +253,8 @@ def _split(dataset: Path, holdout: float) -> tuple[list[dict[str, Any]], list[di
         held_seeds = set(seeds[1::2])
         held = [r for r in rows if r["seed_id"] in held_seeds]
         kept = [r for r in rows if r["seed_id"] not in held_seeds]
+    if not held:
+        raise ValueError(f"{dataset}: every kept item comes from one seed; the split needs at least two seeds")
     return kept, held
 
 

@@ -99,7 +99,7 @@ def write_report(
             f"{stats['rejected']} eliminated ({rules}).\n"
             f"- Expert queries per kept item (rewrites and answers): "
             f"{f'{per_item:.2f}' if per_item else 'n/a'} (the paper: about 2.0).\n"
-            f"- Split for fine-tuning: {generate.get('sft_train')} training items, {generate.get('sft_heldout')} "
+            f"- Split for fine-tuning: {sft.get('sft_train', 'n/a')} training items, {sft.get('sft_heldout', 'n/a')} "
             "held out (whole seeds).\n"
             f"- Files: `data/dataset.jsonl`, `data/rejects.jsonl`, `data/README.md`."
         )

@@ -36,3 +36,30 @@ def scripted_env_kwargs() -> Callable[..., dict[str, Any]]:
         return kwargs
 
     return make
+
+
+class FaultTally:
+    """Faults injected and records checked by the fault-injection suite (tests/test_faults.py)."""
+
+    def __init__(self) -> None:
+        self.faults: list[str] = []
+        self.records = 0
+
+    def record(self, fault: str, records_checked: int) -> None:
+        self.faults.append(fault)
+        self.records += records_checked
+
+
+_FAULTS = FaultTally()
+
+
+@pytest.fixture(scope="session")
+def fault_tally() -> FaultTally:
+    return _FAULTS
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FAULTS.faults:
+        terminalreporter.write_line(
+            f"fault injection: {len(_FAULTS.faults)} faults tried, {_FAULTS.records} records checked"
+        )
