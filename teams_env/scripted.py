@@ -61,6 +61,20 @@ def scripted_score(conversation: Conversation, choices: Sequence[str]) -> list[f
     return [math.log(0.9) if choice == preferred else rest for choice in choices]
 
 
+def novelty_score(conversation: Conversation, choices: Sequence[str]) -> list[float]:
+    """A reviewer that rewards action diversity: "Not Equal" (0.9 vs 0.1) exactly when the action just
+    applied (the clause ending the new text) was not applied before in the trajectory (its clause is
+    not in the old text). Uniform random actions then earn sum_{k<6} (5/6)^k = 3.99 per episode and
+    the best policy 6, so learning shows whatever the quality of a real LLM."""
+    pair = parse_review_conversation(conversation)
+    if pair is None:
+        raise ValueError("novelty_score only answers review conversations")
+    before, after = pair
+    clause = next(text for text in ACTION_CLAUSES.values() if after.endswith(text))
+    preferred = EQUAL if clause in before else NOT_EQUAL
+    return [math.log(0.9) if choice == preferred else math.log(0.1) for choice in choices]
+
+
 class ScriptedBackend(LLMBackend):
     kind = "scripted"
 

@@ -50,7 +50,7 @@ def embedded_hf_dir() -> Path:
     The folder is written under a temporary name and renamed, so concurrent callers never see
     half a model.
     """
-    target = default_cache_path().parent / "models" / f"{EMBEDDED_LLM_NAME}-from-Q4_1"
+    target = default_cache_path().parent / "models" / f"{EMBEDDED_LLM_NAME}-from-Q4_1-float32"
     if (target / "config.json").is_file():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -58,7 +58,11 @@ def embedded_hf_dir() -> Path:
     gguf = embedded_gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_config(loaded.config)
+    config = loaded.config
+    # The weights are plain floats now; a kept GGUF quantization record makes the Trainer refuse them.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))

@@ -30,6 +30,10 @@ from teams_env.llm.base import (
 )
 from teams_env.llm.sampling import choose_token, log_softmax
 
+MIN_SHARED_COPY = 32
+"""Copy another slot's prefix when it saves at least this many prompt tokens (a stream copy costs
+about as much as computing a handful of tokens)."""
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -260,20 +264,45 @@ class LlamaCppBackend(LLMBackend):
         return chosen
 
     def _truncate(self, slot: _Slot, keep: int) -> None:
+        """Drop the cached tokens of ``slot`` from position ``keep`` on."""
         self._llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1)
         del slot.tokens[keep:]
 
     def _prefill(self, slots: list[_Slot], prompts: list[list[int]]) -> list[np.ndarray]:
-        """Bring each slot to its prompt, reusing the cached prefix; logits after each prompt."""
+        """Bring each slot to its prompt, reusing cached prefixes; logits after each prompt.
+
+        A prompt reuses the longest prefix found in any slot: its own, or another slot's, copied
+        over (a copy costs far less than computing a few hundred prompt tokens). ``valid`` holds, per
+        slot, the tokens whose KV data will be in place when this batch is decoded (copies run
+        first, in order), so a slot filled earlier in this batch can donate only its old prefix.
+        """
+        valid = {slot.seq_id: list(slot.tokens) for slot in self._slots}
         entries: list[_Entry] = []
         for slot, prompt in zip(slots, prompts):
-            # Keep at least the last prompt token to evaluate: its logits are what we need.
-            keep = min(_common_prefix(slot.tokens, prompt), len(prompt) - 1)
-            self._truncate(slot, keep)
-            for pos in range(keep, len(prompt)):
-                entries.append(_Entry(prompt[pos], slot.seq_id, pos, pos == len(prompt) - 1))
-            slot.tokens.extend(prompt[keep:])
+            last = len(prompt) - 1  # at least the last prompt token is decoded: its logits are needed
+            keep = min(_common_prefix(valid[slot.seq_id], prompt), last)
+            donor = max(
+                (other for other in self._slots if other is not slot),
+                key=lambda other: _common_prefix(valid[other.seq_id], prompt),
+            )
+            shared = min(_common_prefix(valid[donor.seq_id], prompt), last)
+            if shared >= keep + MIN_SHARED_COPY:
+                self._copy_prefix(donor, slot, shared)
+                keep = shared
+            else:
+                self._truncate(slot, keep)
+            valid[slot.seq_id] = prompt[:keep]
+            slot.tokens = list(prompt)
+            entries += [_Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(keep, len(prompt))]
         return self._decode(entries)
+
+    def _copy_prefix(self, donor: _Slot, slot: _Slot, length: int) -> None:
+        """The first ``length`` cached tokens of ``donor`` into ``slot``. Sequences live in separate
+        KV streams, which llama.cpp copies whole before the next decode; the tail is then dropped."""
+        memory = self._ctx.memory
+        self._llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, -1, -1)
+        self._llama_cpp.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)
+        self._llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, length, -1)
 
     def _decode(self, entries: list[_Entry]) -> list[np.ndarray]:
         """Run the entries through the model in chunks; logits rows for the flagged entries, in order."""
