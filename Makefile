@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-test run test test-fast lint format bench clean
+.PHONY: install install-test run test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,6 @@ lint:
 format:
 	$(BIN)/python -m ruff format .
 	$(BIN)/python -m ruff check --fix .
-
-bench:
-	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

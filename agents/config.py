@@ -29,7 +29,7 @@ class TrainConfig(EnvConfig):
     )
     n_envs: int = option(8, "sub-environments stepped together; their LLM calls are batched")
     seed: int = option(0, "seed of the policy, the environments and the action sampling")
-    hyperparams: dict[str, Any] = option(  # noqa: RUF009 (option copies the dict for each instance)
+    hyperparams: dict[str, Any] = option(
         {},
         "hyperparameter overrides: KEY=VALUE,... (dotted keys reach into mappings, e.g. "
         "learning_rate=3e-4,n_steps=12,policy_kwargs.net_arch=[32,32]) or a YAML mapping",
@@ -52,14 +52,6 @@ class TrainConfig(EnvConfig):
     torch_threads: int = option(
         1, "CPU threads for torch (a 64-unit policy runs fastest on one; 0: torch's default)"
     )
-
-    def __post_init__(self) -> None:
-        if isinstance(self.hyperparams, str):  # from the command line
-            from agents.hyperparameters import parse_overrides
-
-            self.hyperparams = parse_overrides(self.hyperparams)
-        elif not isinstance(self.hyperparams, dict):
-            raise ValueError(f"hyperparams must be a mapping, got {type(self.hyperparams).__name__}")
 
     def validate(self) -> None:
         from agents.algorithms import get_algorithm

@@ -140,7 +140,9 @@ def import_agent_class(spec: str) -> type:
 def _custom_agent(spec: str, env: gym.Env | VecEnv, seed: int) -> Agent:
     agent = import_agent_class(spec)(env, seed)
     if not isinstance(agent, Agent):
-        raise ValueError(f"agent '{spec}': it has no predict(observation, state, episode_start, deterministic)")
+        raise ValueError(
+            f"agent '{spec}': it has no predict(observation, state, episode_start, deterministic)"
+        )
     return agent
 
 

@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin
 
@@ -46,6 +47,74 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def numbers_from_yaml(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-3`` as a string; numbers written that way become numbers."""
+    if isinstance(value, str):
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+    if isinstance(value, Mapping):
+        return {key: numbers_from_yaml(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [numbers_from_yaml(item) for item in value]
+    return value
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas outside brackets, so ``net_arch=[32,32]`` stays one item."""
+    items, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{("
+        depth -= char in "]})"
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    items.append(current)
+    return [item.strip() for item in items if item.strip()]
+
+
+def _set_dotted(target: dict[str, Any], key: str, value: Any, where: str) -> None:
+    *parents, leaf = key.split(".")
+    for parent in parents:
+        child = target.setdefault(parent, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{where}: '{parent}' is not a mapping, so '{key}' cannot be set")
+        target = child
+    target[leaf] = value
+
+
+def parse_mapping(text: str, where: str = "value") -> dict[str, Any]:
+    """``KEY=VALUE,...`` (dotted keys reach into mappings, values read as YAML) or a YAML mapping
+    ``{...}``, as a nested dictionary; ``where`` names the flag or key in error messages."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{where}: invalid YAML mapping ({error})".splitlines()[0]) from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {text!r}")
+        return numbers_from_yaml(data)
+    result: dict[str, Any] = {}
+    for item in _split_top_level(text):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where}: expected KEY=VALUE, got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw.strip()
+        _set_dotted(result, key.strip(), numbers_from_yaml(value), where)
+    return result
+
+
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
     kind, nullable = _base_type(annotation)
     if value is None:
@@ -77,7 +146,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ConfigError(f"{where}: must be an integer, got {value!r}")
         return number
-    if kind is typing.Any or kind is dict or get_origin(kind) is dict:
+    if kind is dict or get_origin(kind) is dict:
+        if isinstance(value, str):  # from the command line
+            return parse_mapping(value, where)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: must be a mapping, got {value!r}")
+        return numbers_from_yaml(value)
+    if kind is typing.Any:
         return value
     if isinstance(value, (dict, list)):
         raise ConfigError(f"{where}: must be a single value, got {value!r}")

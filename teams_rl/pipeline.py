@@ -115,9 +115,8 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         from agents.config import TrainConfig
-        from agents.train import train
-
         from agents.run_dir import RunDir
+        from agents.train import train
 
         run = RunDir(self.out / "train")
         if run.is_run() and run.latest_checkpoint() is None and not run.final_model.is_file():
@@ -148,7 +147,9 @@ class Pipeline:
         train_rows, held_out = _split(data / "dataset.jsonl", float(self._evaluate_options()["holdout"]))
         _write_jsonl(data / "sft_train.jsonl", train_rows)
         _write_jsonl(data / "sft_heldout.jsonl", held_out)
-        config = self._stage_config(SFTConfig, "sft", data=str(data / "sft_train.jsonl"), out=str(self.out / "model"))
+        config = self._stage_config(
+            SFTConfig, "sft", data=str(data / "sft_train.jsonl"), out=str(self.out / "model")
+        )
         run_sft(config)
         log = json.loads((self.out / "model" / "training_log.json").read_text(encoding="utf-8"))
         return {
@@ -254,7 +255,9 @@ def _split(dataset: Path, holdout: float) -> tuple[list[dict[str, Any]], list[di
         held = [r for r in rows if r["seed_id"] in held_seeds]
         kept = [r for r in rows if r["seed_id"] not in held_seeds]
     if not held:
-        raise ValueError(f"{dataset}: every kept item comes from one seed; the split needs at least two seeds")
+        raise ValueError(
+            f"{dataset}: every kept item comes from one seed; the split needs at least two seeds"
+        )
     return kept, held
 
 

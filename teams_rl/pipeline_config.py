@@ -41,16 +41,6 @@ class PipelineConfig:
         "(lm-eval), limit, compare_base (also evaluate the base model)",
     )
 
-    def __post_init__(self) -> None:
-        from agents.hyperparameters import parse_overrides
-
-        for name in STAGES:
-            value = getattr(self, name)
-            if isinstance(value, str):  # from the command line
-                setattr(self, name, parse_overrides(value))
-            elif not isinstance(value, dict):
-                raise ValueError(f"{name} must be a mapping of options, got {type(value).__name__}")
-
     def validate(self) -> None:
         unknown = [stage for stage in self.stages if stage not in STAGES]
         if unknown:

@@ -225,17 +225,20 @@ def _journal_lines(path: Path) -> int:
 def test_killed_with_a_signal_and_resumed_equals_an_uninterrupted_run(tmp_path):
     base = [
         sys.executable, "-m", "teams_rl.cli", "generate", "--expert", "scripted?delay=0.05", "--encoder", "hashing",
-        "--reviewer-threshold", "0.5", "--limit", "12", "--n-envs", "2", "--cache", str(tmp_path / "cache.sqlite"),
+        "--reviewer-threshold", "0.5", "--limit", "12", "--n-envs", "2",
     ]  # fmt: skip
+    # Separate caches: a cache warmed by the whole run would let the second run finish before the kill.
     whole = subprocess.run(
-        [*base, "--out", str(tmp_path / "whole")], capture_output=True, text=True, timeout=300
+        [*base, "--out", str(tmp_path / "whole"), "--cache", str(tmp_path / "whole.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert whole.returncode == 0, whole.stderr[-2000:]
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [*base, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    killed = [*base, "--out", str(out), "--cache", str(tmp_path / "killed.sqlite")]
+    process = subprocess.Popen(killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while _journal_lines(out / "progress.jsonl") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -244,7 +247,7 @@ def test_killed_with_a_signal_and_resumed_equals_an_uninterrupted_run(tmp_path):
     done_before = _journal_lines(out / "progress.jsonl")
     assert 2 <= done_before < 6  # stopped midway
 
-    resumed = subprocess.run([*base, "--out", str(out)], capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(killed, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert (out / "dataset.jsonl").read_text() == (tmp_path / "whole" / "dataset.jsonl").read_text()
     assert (out / "rejects.jsonl").read_text() == (tmp_path / "whole" / "rejects.jsonl").read_text()

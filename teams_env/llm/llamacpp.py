@@ -293,7 +293,9 @@ class LlamaCppBackend(LLMBackend):
                 self._truncate(slot, keep)
             valid[slot.seq_id] = prompt[:keep]
             slot.tokens = list(prompt)
-            entries += [_Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(keep, len(prompt))]
+            entries += [
+                _Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(keep, len(prompt))
+            ]
         return self._decode(entries)
 
     def _copy_prefix(self, donor: _Slot, slot: _Slot, length: int) -> None:

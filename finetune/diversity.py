@@ -1,0 +1,86 @@
+"""``teams-rl diversity``: diversity metrics of instruction files, one column per file.
+
+Embedding measures use one sentence encoder for every file, so the columns are comparable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from finetune.config import DiversityConfig
+from finetune.records import read_instructions
+from teams_env.encoder import SentenceEncoder, shared_encoder
+from teams_env.metrics import (
+    distinct_n,
+    length_stats,
+    mean_nearest_neighbour_distance,
+    mean_pairwise_cosine_distance,
+    vendi_score,
+)
+
+METRIC_LABELS = {
+    "items": "instructions",
+    "vendi_score": "Vendi score",
+    "vendi_per_item": "Vendi score / instructions",
+    "distinct_1": "distinct-1",
+    "distinct_2": "distinct-2",
+    "mean_pairwise_cosine_distance": "mean pairwise cosine distance",
+    "mean_nearest_neighbour_distance": "mean nearest-neighbour distance",
+    "words_mean": "words: mean",
+    "words_std": "words: std",
+    "words_min": "words: min",
+    "words_median": "words: median",
+    "words_max": "words: max",
+}
+
+
+def diversity_metrics(instructions: list[str], encoder: SentenceEncoder) -> dict[str, float]:
+    """Every metric of the table for one set of instructions (at least two)."""
+    embeddings = encoder.encode(instructions)
+    vendi = vendi_score(embeddings)
+    lengths = {f"words_{name}": value for name, value in asdict(length_stats(instructions)).items()}
+    del lengths["words_count"]
+    return {
+        "items": len(instructions),
+        "vendi_score": vendi,
+        "vendi_per_item": vendi / len(instructions),
+        "distinct_1": distinct_n(instructions, 1),
+        "distinct_2": distinct_n(instructions, 2),
+        "mean_pairwise_cosine_distance": mean_pairwise_cosine_distance(embeddings),
+        "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
+        **lengths,
+    }
+
+
+def format_table(columns: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one row per metric, one column per file."""
+    header = ["metric", *columns]
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(columns)]
+    for key, label in METRIC_LABELS.items():
+        cells = [_cell(metrics[key]) for metrics in columns.values()]
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.4f}"
+
+
+def run(config: DiversityConfig) -> int:
+    instructions = {path: read_instructions(path) for path in config.files}  # every file read before encoding
+    for path, texts in instructions.items():
+        if len(texts) < 2:
+            raise ValueError(f"{path}: {len(texts)} instruction; diversity needs at least 2")
+    encoder = shared_encoder(config.encoder)
+    columns = {path: diversity_metrics(texts, encoder) for path, texts in instructions.items()}
+    print(format_table(columns))
+    print(f"\nencoder: {encoder.name}")
+    if config.out:
+        out = Path(config.out).expanduser()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        report = {"encoder": encoder.name, "files": columns}
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"metrics written to {out}")
+    return 0
