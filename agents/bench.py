@@ -35,12 +35,7 @@ from teams_env.actions import ACTION_NAMES
 from teams_env.config import EnvConfig
 from teams_env.elimination import leaked_phrase
 from teams_env.encoder import shared_encoder
-from teams_env.metrics import (
-    distinct_n,
-    mean_nearest_neighbour_distance,
-    mean_pairwise_cosine_distance,
-    vendi_score,
-)
+from teams_env.metrics import diversity_summary
 from teams_env.reviewer import NOT_EQUAL
 from teams_env.seeds import load_seeds
 from teams_env.system_info import machine
@@ -48,7 +43,7 @@ from teams_env.system_info import machine
 METRICS = (
     ("mean_episode_reward", "mean episode reward (of 6)"),
     ("not_equal_rate", "reviewer Not-Equal rate"),
-    ("kept_instructions", "rewrites kept (Not Equal, no leak)"),
+    ("items", "rewrites kept (Not Equal, no leak)"),
     ("vendi_score", "Vendi score of kept rewrites"),
     ("distinct_1", "distinct-1 of kept rewrites"),
     ("distinct_2", "distinct-2 of kept rewrites"),
@@ -152,28 +147,6 @@ def bench_agents(config: BenchConfig) -> list[BenchAgent]:
     return agents
 
 
-def _diversity(texts: Sequence[str], encoder: Any) -> dict[str, float]:
-    if len(texts) < 2:
-        return dict.fromkeys(
-            (
-                "vendi_score",
-                "distinct_1",
-                "distinct_2",
-                "mean_pairwise_cosine_distance",
-                "mean_nearest_neighbour_distance",
-            ),
-            float("nan"),
-        )
-    embeddings = encoder.encode(list(texts))
-    return {
-        "vendi_score": vendi_score(embeddings),
-        "distinct_1": distinct_n(texts, 1),
-        "distinct_2": distinct_n(texts, 2),
-        "mean_pairwise_cosine_distance": mean_pairwise_cosine_distance(embeddings),
-        "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
-    }
-
-
 def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]:
     infos = [info for t in trajectories for info in t.infos]
     kept = [
@@ -188,8 +161,7 @@ def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]
     return {
         "mean_episode_reward": float(np.mean([sum(t.rewards) for t in trajectories])),
         "not_equal_rate": float(np.mean([i["verdict"] == NOT_EQUAL for i in infos])),
-        "kept_instructions": len(kept),
-        **_diversity(kept, encoder),
+        **diversity_summary(kept, encoder.encode),
         "action_frequencies": dict(zip(ACTION_NAMES, by_step.mean(axis=0).tolist())),
         "action_frequencies_by_step": by_step.tolist(),
     }

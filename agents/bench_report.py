@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.journal import read_jsonl
 from teams_env.actions import ACTION_NAMES
+from teams_env.plotting import pyplot, save_figure
 
 DIVERSITY_BARS = ("vendi_score", "distinct_2", "mean_pairwise_cosine_distance")
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _episode_returns(path: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(Path(path))
     return np.array([r["timestep"] for r in rows], float), np.array([r["return"] for r in rows], float)
 
 
@@ -32,7 +24,7 @@ def plot_reward_curves(results: Mapping[str, Any], output: Path) -> None:
     """Training return against environment steps: mean over seeds with a band of one standard
     deviation (each seed's returns binned on a common grid); baselines as dashed lines at their
     evaluation mean."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.5))
     budget = results["config"]["budget"]
     grid = np.linspace(0, budget, 13)
@@ -64,12 +56,11 @@ def plot_reward_curves(results: Mapping[str, Any], output: Path) -> None:
     axes.set_title("Training reward (mean ± 1 sd over seeds)")
     axes.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
+    save_figure(figure, output)
 
 
 def plot_diversity(results: Mapping[str, Any], output: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     names = [agent["name"] for agent in results["agents"]]
     figure, panels = plt.subplots(1, len(DIVERSITY_BARS), figsize=(4 * len(DIVERSITY_BARS), 4))
     for axes, metric in zip(panels, DIVERSITY_BARS):
@@ -82,12 +73,11 @@ def plot_diversity(results: Mapping[str, Any], output: Path) -> None:
         axes.set_title(metric.replace("_", " "), fontsize=10)
     figure.suptitle("Diversity of the kept rewrites on held-out seeds (mean, 95% CI)")
     figure.tight_layout()
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
+    save_figure(figure, output)
 
 
 def plot_action_heatmaps(results: Mapping[str, Any], output: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     names = [agent["name"] for agent in results["agents"]]
     columns = min(3, len(names))
     rows = int(np.ceil(len(names) / columns))
@@ -105,8 +95,7 @@ def plot_action_heatmaps(results: Mapping[str, Any], output: Path) -> None:
         axes.axis("off")
     figure.colorbar(image, ax=panels.ravel().tolist(), shrink=0.8, label="share of episodes")
     figure.suptitle("Actions taken at each step on held-out seeds (mean over seeds)")
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
+    save_figure(figure, output)
 
 
 def _metric_table(results: Mapping[str, Any], metric: str) -> str:

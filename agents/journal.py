@@ -54,6 +54,13 @@ def write_jsonl_atomically(path: Path, rows: list[dict[str, Any]]) -> None:
     os.replace(staging, path)
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every record of a JSONL file ([] when it does not exist yet); blank lines are skipped."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def append_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Append complete lines in one write."""
     if rows:

@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from agents.journal import read_jsonl
+from teams_env.plotting import pyplot, save_figure
 
 
 def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, title: str) -> None:
     """Each episode's return (dots) and SB3's running mean ``rollout/ep_rew_mean`` (line) against
     environment steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    episodes = _read_jsonl(episodes_file)
-    means = [row for row in _read_jsonl(metrics_file) if "rollout/ep_rew_mean" in row]
+    plt = pyplot()
+    episodes = read_jsonl(episodes_file)
+    means = [row for row in read_jsonl(metrics_file) if "rollout/ep_rew_mean" in row]
     figure, axes = plt.subplots(figsize=(7, 4))
     if episodes:
         steps = np.array([row["timestep"] for row in episodes])
@@ -45,5 +36,4 @@ def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, tit
     if episodes or means:
         axes.legend(loc="lower right")
     figure.tight_layout()
-    figure.savefig(output, dpi=120)
-    plt.close(figure)
+    save_figure(figure, output)

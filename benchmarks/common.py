@@ -15,16 +15,6 @@ from typing import Any
 from teams_env.system_info import machine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-PACKAGES = (
-    "teams-rl",
-    "torch",
-    "transformers",
-    "llama-cpp-python",
-    "stable-baselines3",
-    "sb3-contrib",
-    "trl",
-    "gymnasium",
-)
 
 
 def command_line() -> str:

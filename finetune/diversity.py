@@ -6,19 +6,12 @@ Embedding measures use one sentence encoder for every file, so the columns are c
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from finetune.config import DiversityConfig
 from finetune.records import read_instructions
-from teams_env.encoder import SentenceEncoder, shared_encoder
-from teams_env.metrics import (
-    distinct_n,
-    length_stats,
-    mean_nearest_neighbour_distance,
-    mean_pairwise_cosine_distance,
-    vendi_score,
-)
+from teams_env.encoder import shared_encoder
+from teams_env.metrics import diversity_summary
 
 METRIC_LABELS = {
     "items": "instructions",
@@ -34,24 +27,6 @@ METRIC_LABELS = {
     "words_median": "words: median",
     "words_max": "words: max",
 }
-
-
-def diversity_metrics(instructions: list[str], encoder: SentenceEncoder) -> dict[str, float]:
-    """Every metric of the table for one set of instructions (at least two)."""
-    embeddings = encoder.encode(instructions)
-    vendi = vendi_score(embeddings)
-    lengths = {f"words_{name}": value for name, value in asdict(length_stats(instructions)).items()}
-    del lengths["words_count"]
-    return {
-        "items": len(instructions),
-        "vendi_score": vendi,
-        "vendi_per_item": vendi / len(instructions),
-        "distinct_1": distinct_n(instructions, 1),
-        "distinct_2": distinct_n(instructions, 2),
-        "mean_pairwise_cosine_distance": mean_pairwise_cosine_distance(embeddings),
-        "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
-        **lengths,
-    }
 
 
 def format_table(columns: dict[str, dict[str, float]]) -> str:
@@ -74,7 +49,7 @@ def run(config: DiversityConfig) -> int:
         if len(texts) < 2:
             raise ValueError(f"{path}: {len(texts)} instruction; diversity needs at least 2")
     encoder = shared_encoder(config.encoder)
-    columns = {path: diversity_metrics(texts, encoder) for path, texts in instructions.items()}
+    columns = {path: diversity_summary(texts, encoder.encode) for path, texts in instructions.items()}
     print(format_table(columns))
     print(f"\nencoder: {encoder.name}")
     if config.out:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from teams_env.plotting import pyplot, save_figure
+
 
 def save_line_plot(
     path: Path,
@@ -16,11 +18,7 @@ def save_line_plot(
     diagonal: bool = False,
 ) -> Path:
     """One line per ``label: (x, y)``; ``diagonal`` adds the chance line of a ROC plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.5))
     for label, (x, y) in series.items():
         axes.plot(x, y, label=label, linewidth=1.5)
@@ -34,7 +32,4 @@ def save_line_plot(
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

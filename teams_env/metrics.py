@@ -8,8 +8,8 @@ measures use one tokenisation: lowercased word tokens (``\\w+``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -162,3 +162,38 @@ def novelty_filter(texts: Iterable[str], threshold: float = 0.7) -> list[str]:
             kept.append(text)
             kept_tokens.append(tokens)
     return kept
+
+
+def diversity_summary(texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> dict[str, float]:
+    """Every diversity measure of one instruction set, ``encode`` giving its ``(n, d)`` embeddings.
+
+    Fewer than two texts have no pairs: the embedding and n-gram measures are then NaN (a bench
+    seed whose agent kept nothing still gets a row).
+    """
+    lengths = asdict(length_stats(texts))
+    del lengths["count"]
+    summary: dict[str, float] = {"items": len(texts)}
+    if len(texts) < 2:
+        pairwise = dict.fromkeys(
+            (
+                "vendi_score",
+                "vendi_per_item",
+                "distinct_1",
+                "distinct_2",
+                "mean_pairwise_cosine_distance",
+                "mean_nearest_neighbour_distance",
+            ),
+            float("nan"),
+        )
+    else:
+        embeddings = encode(list(texts))
+        vendi = vendi_score(embeddings)
+        pairwise = {
+            "vendi_score": vendi,
+            "vendi_per_item": vendi / len(texts),
+            "distinct_1": distinct_n(texts, 1),
+            "distinct_2": distinct_n(texts, 2),
+            "mean_pairwise_cosine_distance": mean_pairwise_cosine_distance(embeddings),
+            "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
+        }
+    return {**summary, **pairwise, **{f"words_{name}": value for name, value in lengths.items()}}

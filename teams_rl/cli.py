@@ -24,6 +24,12 @@ class Command:
     """``module:function`` called with the configuration; returns an exit code or None."""
     positional: str | None = None
     """A list field filled from positional arguments (e.g. the files of ``diversity``)."""
+    on_interrupt: str = "interrupted"
+    """What Ctrl-C leaves behind and how to go on."""
+
+
+RESUMES = "interrupted; run the same command again to resume where it stopped"
+CACHED = "interrupted; LLM answers are cached, so running it again repeats no query already answered"
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -38,30 +44,35 @@ COMMANDS: tuple[Command, ...] = (
         "Train the instructor policy with sb3-contrib TRPO (default) or another SB3 algorithm.",
         "agents.config:TrainConfig",
         "agents.train:run",
+        on_interrupt="interrupted; the checkpoint is saved: continue with teams-rl train --resume RUN_DIR",
     ),
     Command(
         "evaluate-policy",
         "Roll a trained policy, a baseline or a custom agent over held-out seeds and report its rewards.",
         "agents.config:EvaluatePolicyConfig",
         "agents.evaluate:run",
+        on_interrupt=CACHED,
     ),
     Command(
         "generate",
         "Generate an instruction dataset: a policy drives the expert over seeds; eliminate, dedup, answer.",
         "agents.config:GenerateConfig",
         "agents.generate:run",
+        on_interrupt=RESUMES,
     ),
     Command(
         "bench",
         "Benchmark RL algorithms and baselines on instruction diversity (mean and 95% CI over seeds).",
         "agents.config:BenchConfig",
         "agents.bench:run",
+        on_interrupt=CACHED,
     ),
     Command(
         "pipeline",
         "Train, generate, fine-tune and evaluate in one run directory (--preset quick runs on this CPU).",
         "teams_rl.pipeline_config:PipelineConfig",
         "teams_rl.pipeline:run",
+        on_interrupt=RESUMES,
     ),
     Command(
         "sft",
@@ -131,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve(_load(command.config), args, args.config)
         result = _load(command.run)(config)
     except KeyboardInterrupt:
-        print(f"teams-rl {command.name}: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"teams-rl {command.name}: {command.on_interrupt}", file=sys.stderr)
         return 130
     except (ConfigError, ValueError, OSError, RuntimeError) as error:
         # Expected failures (bad input, a missing model, an unreachable server, a full disk) are one

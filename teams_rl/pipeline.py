@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agents.journal import read_jsonl
 from teams_env.configuration import build, load_yaml
 from teams_rl.pipeline_config import PRESETS_DIR, SHARED_KEYS, STAGES, PipelineConfig
 
@@ -162,11 +163,11 @@ class Pipeline:
 
     def evaluate(self) -> dict[str, Any]:
         from finetune.config import EvalConfig, PrivacyConfig
-        from finetune.diversity import diversity_metrics
         from finetune.lm_eval_runner import evaluate as lm_evaluate
         from finetune.privacy import run as run_privacy
         from finetune.records import read_instructions
         from teams_env.encoder import shared_encoder
+        from teams_env.metrics import diversity_summary
 
         options = self._evaluate_options()
         data, model, out = self.out / "data", self.out / "model", self.out / "eval"
@@ -177,8 +178,8 @@ class Pipeline:
         seeds = list(dict.fromkeys(row["seed_instruction"] for row in rows))
         encoder = shared_encoder(self.config.encoder or "default")
         diversity = {
-            "seeds": diversity_metrics(seeds, encoder),
-            "dataset": diversity_metrics(read_instructions(data / "dataset.jsonl"), encoder),
+            "seeds": diversity_summary(seeds, encoder.encode),
+            "dataset": diversity_summary(read_instructions(data / "dataset.jsonl"), encoder.encode),
         }
         run_privacy(
             PrivacyConfig(
@@ -242,7 +243,7 @@ class Pipeline:
 def _split(dataset: Path, holdout: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A split by seed (every item of a seed on the same side, so held-out items are new to the
     model), decided by a hash of the seed id: the same on every run and every machine."""
-    rows = [json.loads(line) for line in dataset.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(dataset)
     if len(rows) < 4:
         raise ValueError(
             f"{dataset}: {len(rows)} items kept; the pipeline needs at least 4 to fine-tune and attack"

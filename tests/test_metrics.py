@@ -11,6 +11,7 @@ from teams_env import metrics
 from teams_env.encoder import shared_encoder
 from teams_env.metrics import (
     distinct_n,
+    diversity_summary,
     length_stats,
     mean_nearest_neighbour_distance,
     mean_pairwise_cosine_distance,
@@ -156,3 +157,26 @@ def test_encoded_duplicates_are_one_effective_item() -> None:
     embeddings = encoder.encode(["Plan a trip to Rome."] * 4 + ["Bake bread at home."] * 4)
     assert vendi_score(embeddings) == pytest.approx(2.0, abs=0.2)
     assert mean_nearest_neighbour_distance(embeddings) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_diversity_summary_of_a_set_too_small_for_pairs_is_nan_and_never_encodes():
+    def encode(texts: list[str]) -> np.ndarray:
+        raise AssertionError("a set without pairs must not be encoded")
+
+    summary = diversity_summary(["Only one rewrite survived."], encode)
+    assert summary["items"] == 1
+    assert summary["words_mean"] == 4
+    assert np.isnan(summary["vendi_score"]) and np.isnan(summary["distinct_2"])
+
+
+def test_diversity_summary_agrees_with_the_single_measures():
+    texts = ["Name a red fruit.", "Explain how tides work.", "Name a red fruit."]
+    embeddings = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    summary = diversity_summary(texts, lambda batch: embeddings[: len(batch)])
+    assert summary["items"] == 3
+    assert summary["vendi_score"] == pytest.approx(vendi_score(embeddings))
+    assert summary["vendi_per_item"] == pytest.approx(vendi_score(embeddings) / 3)
+    assert summary["distinct_1"] == pytest.approx(distinct_n(texts, 1))
+    assert summary["mean_nearest_neighbour_distance"] == pytest.approx(
+        1 / 3
+    )  # only the tides item stands alone

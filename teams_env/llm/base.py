@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -65,6 +65,16 @@ class ChoiceScores:
     logprobs: tuple[float, ...]
     prompt_tokens: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def in_batches(
+    items: Sequence[Conversation], size: int, run: Callable[[Sequence[Conversation]], list[Completion]]
+) -> list[Completion]:
+    """``run`` over consecutive slices of at most ``size`` items, results in order."""
+    results: list[Completion] = []
+    for start in range(0, len(items), size):
+        results.extend(run(items[start : start + size]))
+    return results
 
 
 class LLMBackend(ABC):

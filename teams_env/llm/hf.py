@@ -7,7 +7,14 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from teams_env.llm.base import ChoiceScores, Completion, Conversation, GenerationParams, LLMBackend
+from teams_env.llm.base import (
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMBackend,
+    in_batches,
+)
 
 
 class HFBackend(LLMBackend):
@@ -80,11 +87,10 @@ class HFBackend(LLMBackend):
         return ids.to(self.model.device), mask.to(self.model.device)
 
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
-        results: list[Completion] = []
         with self._lock:
-            for start in range(0, len(conversations), self.max_batch):
-                results.extend(self._generate_batch(conversations[start : start + self.max_batch], params))
-        return results
+            return in_batches(
+                conversations, self.max_batch, lambda batch: self._generate_batch(batch, params)
+            )
 
     def _generate_batch(
         self, conversations: Sequence[Conversation], params: GenerationParams

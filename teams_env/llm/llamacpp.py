@@ -27,6 +27,7 @@ from teams_env.llm.base import (
     GenerationParams,
     LLMBackend,
     LLMError,
+    in_batches,
 )
 from teams_env.llm.sampling import choose_token, log_softmax
 
@@ -138,11 +139,10 @@ class LlamaCppBackend(LLMBackend):
 
     # -- generation ----------------------------------------------------------------------
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
-        results: list[Completion] = []
         with self._lock:
-            for start in range(0, len(conversations), self.max_batch):
-                results.extend(self._generate_batch(conversations[start : start + self.max_batch], params))
-        return results
+            return in_batches(
+                conversations, self.max_batch, lambda batch: self._generate_batch(batch, params)
+            )
 
     def _generate_batch(
         self, conversations: Sequence[Conversation], params: GenerationParams

@@ -1,0 +1,36 @@
+"""The ``teams-rl`` dispatcher: every command parses, and Ctrl-C says how to go on."""
+
+from __future__ import annotations
+
+import pytest
+
+from teams_rl import cli
+
+
+@pytest.mark.parametrize("command", cli.COMMANDS, ids=lambda c: c.name)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command.name, "--help"])
+    assert exit_info.value.code == 0
+    assert "--config" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "run", "hint"),
+    [
+        (["train"], "agents.train.run", "teams-rl train --resume"),
+        (["generate", "--out", "data"], "agents.generate.run", "run the same command again to resume"),
+        (["bench"], "agents.bench.run", "cached"),
+        (["diversity", "data.jsonl"], "finetune.diversity.run", "interrupted"),
+    ],
+)
+def test_interrupt_exits_130_with_the_way_to_go_on(argv, run, hint, monkeypatch, capsys):
+    def interrupted(config: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, interrupted)
+    command = argv[0]
+    assert cli.main(argv) == 130
+    message = capsys.readouterr().err.strip()
+    assert message.startswith(f"teams-rl {command}: ") and hint in message
+    assert "Traceback" not in message
