@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-test run test test-fast lint format clean
+.PHONY: install install-test run test test-fast lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ lint:
 format:
 	$(BIN)/python -m ruff format .
 	$(BIN)/python -m ruff check --fix .
+
+bench: install
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

@@ -8,14 +8,18 @@ how often it took each action at each step, the queries and cache hits, and the 
 
 Writes ``benchmark.md`` (a table per metric, mean and 95% confidence interval over seeds, the exact
 command, versions and backends, and how many runs stand behind each number), ``results.json`` and
-plots (reward curves with bands, diversity bars, action-frequency heatmaps by step).
+plots (reward curves with bands, diversity bars, action-frequency heatmaps by step). Each finished
+run is journaled in ``runs.jsonl``: the same command resumes after a crash, and adding seeds or
+agents reuses the runs already done.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -28,6 +32,7 @@ import numpy as np
 from agents.algorithms import ALGORITHMS, get_algorithm
 from agents.baselines import is_baseline
 from agents.config import BenchConfig, TrainConfig
+from agents.journal import Journal
 from agents.policy import import_agent_class
 from agents.rollout import Trajectory, rollout
 from teams_env.accounting import QueryLedger
@@ -167,6 +172,18 @@ def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]
     }
 
 
+def _run_key(config: BenchConfig, agent: BenchAgent, seed: int) -> str:
+    """What decides one run's result: every setting but the output folder and the lists of agents
+    and seeds, so a bench re-run with more seeds or agents reuses the runs it already has."""
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(config).items()
+        if k not in ("out", "seeds", "algos", "variants", "agents")
+    }
+    identity = {"settings": settings, "agent": dataclasses.asdict(agent), "seed": seed}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
 def _run_one(
     agent: BenchAgent,
     seed: int,
@@ -199,6 +216,9 @@ def _run_one(
         overrides = {
             k: v for k, v in kwargs.items() if not isinstance(v, (str, int, float, bool, type(None)))
         }
+        # A run directory without a journal record is an interrupted run: train it again (its
+        # LLM answers are cached, so this costs model-free time only).
+        shutil.rmtree(Path(train_config.runs_dir).expanduser() / train_config.run_name, ignore_errors=True)
         run_dir = train(train_config, env_overrides={**overrides, "seeds": train_instructions})
         policy = str(run_dir)
         queries = json.loads((run_dir / "queries.json").read_text(encoding="utf-8"))
@@ -276,11 +296,26 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
     env_kwargs = {**config.env_kwargs(), **(env_overrides or {})}
     encoder_spec = env_kwargs.get("encoder", "default")
     encoder = shared_encoder(encoder_spec) if isinstance(encoder_spec, str) else encoder_spec
+    journal = Journal(out / "runs.jsonl")
+    finished = {record["key"]: record["result"] for record in journal.records}
     runs = []
-    for agent in agents:
-        for seed in config.seeds:
-            print(f"bench: {agent.name}, seed {seed}", flush=True)
-            runs.append(_run_one(agent, seed, config, env_kwargs, train_instructions, held_out, encoder))
+    plan = [(agent, seed) for agent in agents for seed in config.seeds]
+    for number, (agent, seed) in enumerate(plan, start=1):
+        key = _run_key(config, agent, seed)
+        where = f"bench [{number}/{len(plan)}] {agent.name}, seed {seed}"
+        if key in finished:
+            print(f"{where}: done in an earlier run, reused", flush=True)
+            runs.append(finished[key])
+            continue
+        print(f"{where}: running", flush=True)
+        result = _run_one(agent, seed, config, env_kwargs, train_instructions, held_out, encoder)
+        journal.append({"key": key, "result": result})
+        print(
+            f"{where}: reward {result['mean_episode_reward']:.2f}, Vendi {result['vendi_score']:.2f}, "
+            f"{result['wall_seconds']:.0f} s",
+            flush=True,
+        )
+        runs.append(result)
     summary = summarize(runs, agents)
     results = {
         "command": "teams-rl " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -59,6 +59,23 @@ def test_bench_writes_a_consistent_table_json_and_plots(tmp_path):
         assert (out / plot).stat().st_size > 5000
 
 
+def test_a_rerun_reuses_finished_runs_and_retrains_an_interrupted_one(tmp_path, capsys):
+    first = bench(config(tmp_path, algos=["trpo"], seeds=[0]))
+    before = json.loads((first / "results.json").read_text())["runs"]
+    # seed 1 was interrupted mid-training: its run directory exists without a journal record
+    (first / "runs" / "trpo__1").mkdir(parents=True)
+    capsys.readouterr()
+
+    again = bench(config(tmp_path, algos=["trpo"], seeds=[0, 1]))
+    log = capsys.readouterr().out
+    assert "trpo, seed 0: done in an earlier run, reused" in log
+    assert "trpo, seed 1: running" in log
+    runs = json.loads((again / "results.json").read_text())["runs"]
+    assert runs[0] == before[0]
+    assert runs[1]["seed"] == 1 and runs[1]["train_reviewer_queries"] > 0
+    assert len((again / "runs.jsonl").read_text().splitlines()) == 2
+
+
 def test_variants_and_listed_agents(tmp_path):
     agents = bench_agents(
         config(
