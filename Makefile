@@ -23,7 +23,7 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 
 run: install
-	$(BIN)/teams-rl rollout --episodes 1
+	$(BIN)/teams-rl pipeline --preset quick
 
 test: install-test
 	$(BIN)/python -m ruff check .

@@ -23,7 +23,7 @@ SHARED_KEYS = ("expert", "reviewer", "encoder", "cache", "seeds")
 @dataclass
 class PipelineConfig:
     preset: str = option("quick", "base values: quick (embedded model, CPU), paper, vllm, or a YAML file")
-    out: str = option("", "run directory; a complete stage in it is skipped (default: pipelines/PRESET)")
+    out: str = option("", "run directory; a complete stage in it is skipped empty: pipelines/PRESET")
     seed: int = option(0, "seed of every stage")
     stages: list[str] = option(list(STAGES), "stages to run, in order: train, generate, sft, evaluate")
     force: bool = option(False, "run the stages again even when their outputs are complete")
