@@ -28,6 +28,7 @@ class Command:
     """What Ctrl-C leaves behind and how to go on."""
 
 
+OUR_PACKAGES = ("teams_env", "agents", "finetune", "teams_rl", "benchmarks")
 RESUMES = "interrupted; run the same command again to resume where it stopped"
 CACHED = "interrupted; LLM answers are cached, so running it again repeats no query already answered"
 
@@ -135,9 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command: Command = args._command
+    # Our packages log progress at INFO; libraries only warnings (all of it with --verbose).
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
+    for package in OUR_PACKAGES:
+        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    # sentence-transformers imports peft, which imports bitsandbytes, which warns on every CPU run
+    # about optional 4-bit kernels that nothing here uses.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     try:
         config = resolve(_load(command.config), args, args.config)
         result = _load(command.run)(config)
