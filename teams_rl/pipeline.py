@@ -128,7 +128,15 @@ class Pipeline:
             TrainConfig, "train", runs_dir=str(self.out), run_name="train", resume=resume, progress_bar=False
         )
         train(config)
-        return {"run_dir": str(run_dir), "queries": json.loads((run_dir / "queries.json").read_text())}
+        returns = [row["return"] for row in read_jsonl(run_dir / "episodes.jsonl")]
+        quarter = max(1, len(returns) // 4)
+        return {
+            "run_dir": str(run_dir),
+            "queries": json.loads((run_dir / "queries.json").read_text()),
+            "episodes": len(returns),
+            "first_quarter_return": sum(returns[:quarter]) / quarter if returns else None,
+            "last_quarter_return": sum(returns[-quarter:]) / quarter if returns else None,
+        }
 
     def generate(self) -> dict[str, Any]:
         from agents.config import GenerateConfig

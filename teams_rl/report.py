@@ -83,8 +83,17 @@ def write_report(
         "fine-tuned once on it, and the results were measured.",
     ]
     if train:
+        episodes = train.get("episodes")
+        progress = (
+            f"{episodes} training episodes; mean return (Not-Equal verdicts of 6) "
+            f"{train['first_quarter_return']:.2f} in the first quarter of them, "
+            f"{train['last_quarter_return']:.2f} in the last.\n\n"
+            if episodes
+            else ""
+        )
         sections.append(
             "## 1. Training the instructor\n\n"
+            + progress
             + _image(out, out / "train" / "reward_curve.png", "training reward curve")
         )
     if stats:
