@@ -54,10 +54,10 @@ METRICS = (
     ("distinct_2", "distinct-2 of kept rewrites"),
     ("mean_pairwise_cosine_distance", "mean pairwise cosine distance"),
     ("mean_nearest_neighbour_distance", "mean nearest-neighbour distance"),
-    ("train_reviewer_queries", "reviewer queries in training"),
-    ("eval_expert_queries", "expert queries in evaluation"),
+    ("train_reviewer_queries", "reviewer LLM calls in training (requests the cache did not answer)"),
+    ("eval_expert_queries", "expert LLM calls in evaluation (requests the cache did not answer)"),
     ("eval_cache_hits", "cache hits in evaluation"),
-    ("wall_seconds", "wall time (s)"),
+    ("wall_seconds", "wall time (s; agents share one cache, so later ones find more answers in it)"),
 )
 
 
@@ -326,7 +326,7 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
         "backends": {
             k: str(getattr(v, "identity", v))
             for k, v in env_kwargs.items()
-            if k in ("expert", "reviewer", "encoder")
+            if k in ("expert", "reviewer", "encoder") and v  # an empty reviewer is the expert
         },
         "held_out": [s.id for s in held_out],
         "agents": [agent.__dict__ | {"hyperparams": dict(agent.hyperparams)} for agent in agents],

@@ -22,7 +22,8 @@ def _episode_returns(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def plot_reward_curves(results: Mapping[str, Any], output: Path) -> None:
     """Training return against environment steps: mean over seeds with a band of one standard
-    deviation (each seed's returns binned on a common grid); baselines as dashed lines at their
+    deviation (each seed's returns at each distinct step, or binned on 12 bins when there are
+    more); baselines as dashed lines at their
     evaluation mean."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 4.5))
@@ -35,22 +36,25 @@ def plot_reward_curves(results: Mapping[str, Any], output: Path) -> None:
             mean = results["summary"][agent["name"]]["mean_episode_reward"]["mean"]
             axes.axhline(mean, color=colour, linestyle="--", label=f"{agent['name']} (no training)")
             continue
-        curves = []
-        for run in runs:
-            steps, returns = _episode_returns(run["episodes_file"])
-            if len(steps) == 0:
-                continue
-            bins = np.digitize(steps, grid[1:-1])
-            curves.append(
-                [returns[bins == b].mean() if np.any(bins == b) else np.nan for b in range(len(grid) - 1)]
-            )
-        if not curves:
+        episodes = [_episode_returns(run["episodes_file"]) for run in runs]
+        episodes = [(steps, returns) for steps, returns in episodes if len(steps)]
+        if not episodes:
             continue
+        distinct = np.unique(np.concatenate([steps for steps, _ in episodes]))
+        # Few update points (small budgets): one per distinct step; otherwise 12 equal bins.
+        centres = distinct if len(distinct) <= 12 else (grid[:-1] + grid[1:]) / 2
+        edges = (centres[:-1] + centres[1:]) / 2
+        curves = [
+            [returns[np.digitize(steps, edges) == b].mean() if np.any(np.digitize(steps, edges) == b) else np.nan
+             for b in range(len(centres))]
+            for steps, returns in episodes
+        ]  # fmt: skip
         matrix = np.ma.masked_invalid(np.array(curves))
-        centres = (grid[:-1] + grid[1:]) / 2
         mean, spread = matrix.mean(axis=0), matrix.std(axis=0)
-        axes.plot(centres, mean, color=colour, marker=".", label=f"{agent['name']} ({len(curves)} seeds)")
-        axes.fill_between(centres, mean - spread, mean + spread, color=colour, alpha=0.2)
+        shown = ~np.ma.getmaskarray(mean)
+        x, mean, spread = centres[shown], mean[shown].filled(), spread[shown].filled()
+        axes.plot(x, mean, color=colour, marker=".", label=f"{agent['name']} ({len(curves)} seeds)")
+        axes.fill_between(x, mean - spread, mean + spread, color=colour, alpha=0.2)
     axes.set_xlabel("environment steps (reviewer requests)")
     axes.set_ylabel("episode return")
     axes.set_title("Training reward (mean ± 1 sd over seeds)")
