@@ -76,6 +76,16 @@ def test_hf_batched_generation_matches_one_by_one(hf):
     assert batched == single and all(batched)
 
 
+def test_hf_batched_choice_scores_match_one_by_one(hf):
+    conversations = [QUESTION, *PROMPTS]  # prompts of different lengths: rows padded differently
+    choices = ["Equal", "Not Equal"]
+    batched = hf.score_choices(conversations, choices)
+    for conversation, scores in zip(conversations, batched):
+        alone = hf.score_choices([conversation], choices)[0]
+        assert scores.logprobs == pytest.approx(alone.logprobs, abs=1e-3)
+        assert all(value < 0 for value in alone.logprobs)
+
+
 def test_the_two_runtimes_agree_on_choice_scores(llama, hf):
     choices = ["Yes", "No", "Not Equal"]
     local = llama.score_choices([QUESTION], choices)[0].logprobs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from teams_env.llm.base import (
     ChoiceScores,
@@ -138,22 +139,33 @@ class HFBackend(LLMBackend):
         prompts = [self._prompt_ids(c) for c in conversations]
         pairs = [(i, k) for i in range(len(prompts)) for k in range(len(choices))]
         scores = [[0.0] * len(choices) for _ in prompts]
+        # Left padding puts every choice at the end of its row, so the model computes logits for the
+        # last few positions only: a full [rows, tokens, vocabulary] log-softmax would be gigabytes.
+        keep = max(len(ids) for ids in choice_ids) + 1
         with self._lock, torch.no_grad():
             # Every (prompt, choice) sequence of a chunk goes through the model in one forward pass.
             for start in range(0, len(pairs), self.max_batch * len(choices)):
                 chunk = pairs[start : start + self.max_batch * len(choices)]
-                rows = [prompts[i] + choice_ids[k] for i, k in chunk]
-                ids, mask = self._padded(rows, side="right")
-                logprobs = torch.log_softmax(
-                    self.model(input_ids=ids, attention_mask=mask).logits.float(), -1
-                )
+                ids, mask = self._padded([prompts[i] + choice_ids[k] for i, k in chunk], side="left")
+                logprobs = torch.log_softmax(self._last_logits(ids, mask, keep).float(), -1)
                 for row, (i, k) in enumerate(chunk):
-                    offset = len(prompts[i])
                     targets = choice_ids[k]
-                    positions = torch.arange(offset - 1, offset - 1 + len(targets))
+                    # logits at kept index j predict the token at kept index j + 1
+                    positions = torch.arange(keep - 1 - len(targets), keep - 1)
                     picked = logprobs[row, positions, torch.tensor(targets)]
                     scores[i][k] = float(picked.sum())
         return [ChoiceScores(tuple(s), len(p)) for s, p in zip(scores, prompts)]
+
+    def _last_logits(self, ids: Any, mask: Any, keep: int) -> Any:
+        """Logits of the last ``keep`` positions of left-padded rows (positions counted from each
+        row's first real token, as if it were alone)."""
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        try:
+            return self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+            ).logits
+        except TypeError:  # a model class without logits_to_keep
+            return self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -keep:]
 
     def close(self) -> None:
         with self._lock:
