@@ -180,10 +180,8 @@ class Pipeline:
         options = self._evaluate_options()
         data, model, out = self.out / "data", self.out / "model", self.out / "eval"
         out.mkdir(exist_ok=True)
-        rows = [
-            json.loads(line) for line in (data / "dataset.jsonl").read_text(encoding="utf-8").splitlines()
-        ]
-        seeds = list(dict.fromkeys(row["seed_instruction"] for row in rows))
+        rows = read_jsonl(data / "dataset.jsonl")
+        seeds = list(dict.fromkeys(row["seed_instruction"] for row in rows))  # those the data grew from
         encoder = shared_encoder(self.config.encoder or "default")
         diversity = {
             "seeds": diversity_summary(seeds, encoder.encode),

@@ -121,7 +121,7 @@ def write_report(
         sections.append("## Queries to the models\n\n" + _queries_table(query_rows))
     diversity = evaluate.get("diversity")
     if diversity:
-        lines = ["| metric | seeds (before) | dataset (after) |", "|---|---|---|"]
+        lines = ["| metric | seeds the kept items grew from (before) | dataset (after) |", "|---|---|---|"]
         lines += [
             f"| {label} | {_number(diversity['seeds'][key])} | {_number(diversity['dataset'][key])} |"
             for key, label in DIVERSITY_ROWS
