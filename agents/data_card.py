@@ -56,6 +56,7 @@ answered by `{stats["responder"]}`.
 
 ```python
 from datasets import load_dataset
+
 dataset = load_dataset("json", data_files="{(out / "dataset.jsonl").as_posix()}", split="train")
 ```
 """
