@@ -43,15 +43,16 @@ class SentenceEncoder(ABC):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             todo = list(dict.fromkeys(t for t in texts if t not in self._memory))
-            if todo:
-                for text, row in zip(todo, self._encode(todo)):
-                    self._memory[text] = row
-                while len(self._memory) > self._capacity:
-                    self._memory.popitem(last=False)
-            rows = []
+            fresh = dict(zip(todo, self._encode(todo))) if todo else {}
+            rows = [fresh[t] if t in fresh else self._memory[t] for t in texts]
+            # Touch the remembered texts of this request before evicting, so eviction takes the
+            # least recently used texts, never one this request still needs.
             for text in texts:
-                self._memory.move_to_end(text)
-                rows.append(self._memory[text])
+                if text in self._memory:
+                    self._memory.move_to_end(text)
+            self._memory.update(fresh)
+            while len(self._memory) > self._capacity:
+                self._memory.popitem(last=False)
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
 
