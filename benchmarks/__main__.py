@@ -91,18 +91,20 @@ def sft_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def summarise() -> str:
-    env, sft = _load("env_throughput"), _load("sft_throughput")
+    results = {name: _load(name) for name in BENCHMARKS}
+    env, sft = results["env_throughput"], results["sft_throughput"]
     table = markdown_table(["measure", "baseline", "ours", "ratio"], env_rows(env) + sft_rows(sft))
-    sources = "; ".join(f"{name}: {_load(name)['date']}" for name in BENCHMARKS)
+    dates = {name: result["date"] for name, result in results.items()}
     machine = env["machine"]
     markdown = (
         "# Performance summary\n\n"
         f"{table}\n\n"
         f"Machine: {machine['cpu']}, {machine['cores']} cores, accelerator: {machine['accelerator']}. "
-        f"Measured {sources}; one run each, so ratios carry run-to-run noise of a few percent. "
+        f"Measured {'; '.join(f'{name}: {date}' for name, date in dates.items())}; one run each, so "
+        "ratios carry run-to-run noise of a few percent. "
         "Details, commands and versions: the JSON and Markdown file of each benchmark beside this one.\n"
     )
-    write_result("summary", {"sources": {name: _load(name)["date"] for name in BENCHMARKS}}, markdown)
+    write_result("summary", {"sources": dates}, markdown)
     return table
 
 
