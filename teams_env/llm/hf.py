@@ -16,6 +16,7 @@ from teams_env.llm.base import (
     LLMBackend,
     in_batches,
 )
+from teams_env.llm.identity import hf_model_id
 
 
 class HFBackend(LLMBackend):
@@ -37,7 +38,6 @@ class HFBackend(LLMBackend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
-        self._name = str(model)
         self.max_batch = max_batch
         self._lock = threading.Lock()
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
@@ -62,12 +62,14 @@ class HFBackend(LLMBackend):
             self.model.to(self.device)
         self.model.eval()
         self.load_in_4bit = load_in_4bit
+        dtype_name = str(torch_dtype).removeprefix("torch.")
+        self._model_id = hf_model_id(model, dtype=dtype_name, load_in_4bit=load_in_4bit, device=self.device)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
     @property
     def model_id(self) -> str:
-        return self._name + ("@nf4" if self.load_in_4bit else "")
+        return self._model_id
 
     def _prompt_ids(self, conversation: Conversation) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(

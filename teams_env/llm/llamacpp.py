@@ -29,6 +29,7 @@ from teams_env.llm.base import (
     LLMError,
     in_batches,
 )
+from teams_env.llm.identity import gguf_model_id
 from teams_env.llm.sampling import choose_token, log_softmax
 
 MIN_SHARED_COPY = 32
@@ -80,6 +81,7 @@ class LlamaCppBackend(LLMBackend):
             raise FileNotFoundError(f"model file not found: {path} (backend 'llamacpp')")
         self._llama_cpp = llama_cpp
         self._path = path
+        self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers)  # keys the cache by content
         self.max_batch = max_batch
         self.context_per_sequence = context_per_sequence
         self._lock = threading.Lock()
@@ -111,7 +113,7 @@ class LlamaCppBackend(LLMBackend):
 
     @property
     def model_id(self) -> str:
-        return self._path.name
+        return self._model_id
 
     # -- prompts -------------------------------------------------------------------------
     def _make_formatter(self):
