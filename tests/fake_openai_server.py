@@ -16,9 +16,16 @@ OK = "ok"
 
 class FakeOpenAI:
     def __init__(
-        self, plan: list[str | int], answer: str = "A fine answer.", logprobs: list[dict] | None = None
+        self,
+        plan: list[str | int],
+        answer: str = "A fine answer.",
+        logprobs: list[dict] | None = None,
+        fail_if: str | None = None,
     ) -> None:
+        """``fail_if``: a request whose messages contain this text always gets an HTTP 500 (it fails
+        for good, whatever the plan says)."""
         self.plan = list(plan)
+        self.fail_if = fail_if
         self.answer = answer
         self.logprobs = logprobs
         self.requests: list[dict[str, Any]] = []
@@ -30,10 +37,13 @@ class FakeOpenAI:
         with self.lock:
             return self.plan.pop(0) if self.plan else OK
 
-    def reply(self) -> dict[str, Any]:
+    def reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The planned answer; ``{question}`` in it is replaced by the request's last message."""
+        messages = body.get("messages") or [{}]
+        text = self.answer.replace("{question}", str(messages[-1].get("content", "")))
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {"role": "assistant", "content": self.answer},
+            "message": {"role": "assistant", "content": text},
             "finish_reason": "stop",
         }
         if self.logprobs is not None:
@@ -51,7 +61,8 @@ def serve(fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             fake.requests.append(body)
             fake.headers.append(dict(self.headers))
-            behaviour = fake.next_behaviour()
+            doomed = fake.fail_if is not None and fake.fail_if in json.dumps(body.get("messages"))
+            behaviour = 500 if doomed else fake.next_behaviour()
             if behaviour == "hang":
                 time.sleep(1.5)
                 behaviour = OK
@@ -64,7 +75,7 @@ def serve(fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
             elif isinstance(behaviour, int):
                 self._send(behaviour, json.dumps({"error": {"message": f"planned {behaviour}"}}).encode())
             else:
-                self._send(200, json.dumps(fake.reply()).encode())
+                self._send(200, json.dumps(fake.reply(body)).encode())
 
         def _send(
             self, status: int, payload: bytes, kind: str = "application/json", extra: dict | None = None

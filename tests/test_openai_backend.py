@@ -3,7 +3,6 @@ environment only; and for real, against llama-cpp-python's server on the embedde
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from fake_openai_server import FakeOpenAI, serve
 
 from teams_env.cache import ResponseCache
-from teams_env.llm.base import GenerationParams, LLMError, ScoringUnsupported
+from teams_env.llm.base import GenerationParams, LLMError, PartialBatchError, ScoringUnsupported
 from teams_env.llm.embedded import embedded_gguf_path
 from teams_env.llm.llamacpp import LlamaCppBackend
 from teams_env.llm.openai import OpenAIBackend
@@ -73,6 +72,41 @@ def test_requests_run_concurrently_and_keep_their_order():
         )
     assert len(results) == 8 and len(fake.requests) == 8
     assert sorted(r["messages"][0]["content"] for r in fake.requests) == [str(i) for i in range(8)]
+
+
+QUESTIONS = [[{"role": "user", "content": f"question {i}"}] for i in range(6)]
+
+
+def test_a_request_that_fails_for_good_keeps_the_others_answers():
+    fake = FakeOpenAI([], answer="answer to {question}", fail_if="question 3")
+    failure = r"HTTP 500 after 2 attempts \(1 of 6 requests failed; the 5 answered are kept\)"
+    with serve(fake), pytest.raises(PartialBatchError, match=failure) as error:
+        backend_for(fake, max_retries=1, concurrency=3).generate(QUESTIONS, GenerationParams())
+    assert sorted(error.value.answered) == [0, 1, 2, 4, 5]
+    assert all(error.value.answered[i].text == f"answer to question {i}" for i in error.value.answered)
+
+
+def test_a_batch_with_one_failing_request_caches_the_others(tmp_path):
+    cache = ResponseCache(tmp_path / "cache.sqlite")
+    params = GenerationParams()
+    with serve(FakeOpenAI([], answer="answer to {question}", fail_if="question 3")) as fake:
+        service = LLMService(backend_for(fake, max_retries=1), "expert", cache=cache)
+        with pytest.raises(PartialBatchError):
+            service.generate(QUESTIONS, params)
+        assert len(cache) == 5
+        assert service.ledger.snapshot()["expert"].queries == 6  # all six were sent and paid for
+        fake.fail_if, fake.requests = None, []  # the server is healthy again: a rerun
+        answers = service.generate(QUESTIONS, params)
+    assert [a.text for a in answers] == [f"answer to question {i}" for i in range(6)]
+    assert [r["messages"][0]["content"] for r in fake.requests] == ["question 3"]  # only the missing one
+    assert service.ledger.snapshot()["expert"].cache_hits == 5
+    assert len(cache) == 6
+
+
+def test_when_every_request_fails_the_error_is_the_plain_one():
+    with serve(FakeOpenAI([400, 400])) as fake, pytest.raises(LLMError, match="HTTP 400") as error:
+        backend_for(fake).generate(QUESTIONS[:2], GenerationParams())
+    assert not isinstance(error.value, PartialBatchError)
 
 
 def test_first_token_scores_and_missing_logprobs():
@@ -186,8 +220,15 @@ def test_real_server_drives_the_reviewer(llama_server):
     assert all(value < 0 for value in scores.logprobs)
 
 
-def test_environment_has_no_stray_key_variable_requirement():
-    # Without a key the backend still builds (local servers need none) and sends no auth header.
+def test_without_its_key_variable_the_backend_sends_no_key(monkeypatch):
+    # Local servers need no key: the backend builds and sends no auth header. Only the variable it
+    # is told to read counts: a key in OPENAI_API_KEY must not leak to a server configured otherwise.
+    monkeypatch.delenv("TEAMS_TEST_ABSENT_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-meant-for-another-server")
     with serve(FakeOpenAI([])) as fake:
-        backend_for(fake, api_key_env="TEAMS_TEST_ABSENT_KEY").generate([CHAT], GenerationParams())
-    assert "Authorization" not in fake.headers[0] and "TEAMS_TEST_ABSENT_KEY" not in os.environ
+        (completion,) = backend_for(fake, api_key_env="TEAMS_TEST_ABSENT_KEY").generate(
+            [CHAT], GenerationParams()
+        )
+    assert completion.text == "A fine answer."
+    assert "authorization" not in {name.lower() for name in fake.headers[0]}
+    assert "sk-meant-for-another-server" not in str(fake.headers)

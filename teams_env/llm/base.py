@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -22,6 +22,18 @@ class LLMError(RuntimeError):
 
 class ScoringUnsupported(LLMError):
     """The backend cannot score choices (e.g. a server that returns no log-probabilities)."""
+
+
+class PartialBatchError(LLMError):
+    """Some requests of a batch failed for good while others were answered.
+
+    ``answered`` maps the position of each answered request in the batch to its result, so that
+    the caller keeps (and caches) what was paid for before it reports the failure.
+    """
+
+    def __init__(self, message: str, answered: Mapping[int, Completion | ChoiceScores]) -> None:
+        super().__init__(message)
+        self.answered = answered
 
 
 @dataclass(frozen=True)

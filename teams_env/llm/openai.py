@@ -7,9 +7,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -20,8 +20,11 @@ from teams_env.llm.base import (
     GenerationParams,
     LLMBackend,
     LLMError,
+    PartialBatchError,
     ScoringUnsupported,
 )
+
+Result = TypeVar("Result", Completion, ChoiceScores)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -99,11 +102,35 @@ class OpenAIBackend(LLMBackend):
                 time.sleep(retry_after if retry_after is not None else delay)
         raise LLMError(f"{url}: {problem} after {self.max_retries + 1} attempts")
 
-    def _map(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _map(self, bodies: list[dict[str, Any]], parse: Callable[[dict[str, Any]], Result]) -> list[Result]:
+        """Send every request (concurrently) and parse each reply, in order.
+
+        A request that fails for good does not cost the others: every request still runs, and
+        when some failed the answered ones come back in a :class:`PartialBatchError` for the
+        caller to keep. A server that gives no log-probabilities is a setup problem, not a loss:
+        that error is raised as it is.
+        """
         if len(bodies) <= 1:
-            return [self._post(b) for b in bodies]
+            return [parse(self._post(b)) for b in bodies]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
-            return list(pool.map(self._post, bodies))
+            futures = [pool.submit(lambda body: parse(self._post(body)), b) for b in bodies]
+        answered: dict[int, Result] = {}
+        failures: list[LLMError] = []
+        for position, future in enumerate(futures):
+            try:
+                answered[position] = future.result()
+            except LLMError as error:
+                failures.append(error)
+        if not failures:
+            return [answered[position] for position in range(len(bodies))]
+        unsupported = [error for error in failures if isinstance(error, ScoringUnsupported)]
+        if unsupported or not answered:
+            raise (unsupported or failures)[0]
+        raise PartialBatchError(
+            f"{failures[0]} ({len(failures)} of {len(bodies)} requests failed; "
+            f"the {len(answered)} answered are kept)",
+            answered,
+        ) from failures[0]
 
     # -- LLMBackend ----------------------------------------------------------------------
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
@@ -120,7 +147,7 @@ class OpenAIBackend(LLMBackend):
             if params.stop:
                 body["stop"] = list(params.stop)
             bodies.append(body)
-        return [self._completion(reply) for reply in self._map(bodies)]
+        return self._map(bodies, self._completion)
 
     def _completion(self, reply: dict[str, Any]) -> Completion:
         try:
@@ -156,7 +183,7 @@ class OpenAIBackend(LLMBackend):
             }
             for conversation in conversations
         ]
-        return [self._first_token_scores(reply, choices) for reply in self._map(bodies)]
+        return self._map(bodies, lambda reply: self._first_token_scores(reply, choices))
 
     def _first_token_scores(self, reply: dict[str, Any], choices: Sequence[str]) -> ChoiceScores:
         try:

@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 
 from teams_env.accounting import QueryLedger, RoleUsage
 from teams_env.cache import ResponseCache, cache_key
-from teams_env.llm.base import ChoiceScores, Completion, Conversation, GenerationParams, LLMBackend
+from teams_env.llm.base import (
+    ChoiceScores,
+    Completion,
+    Conversation,
+    GenerationParams,
+    LLMBackend,
+    PartialBatchError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,20 +75,30 @@ class LLMService:
         cached = self.cache.get_many(keys) if self.cache is not None else {}
         todo = [i for i, key in enumerate(keys) if key not in cached]
         start = time.perf_counter()
-        fresh = dict(zip(todo, send(todo))) if todo else {}
-        seconds = time.perf_counter() - start if todo else 0.0
+        try:
+            fresh = dict(zip(todo, send(todo))) if todo else {}
+        except PartialBatchError as error:
+            # Some requests failed for good: keep and count the answers already paid for, then
+            # report the failure (a rerun asks only for what is still missing).
+            answered: dict[int, Any] = {todo[position]: result for position, result in error.answered.items()}
+            self._keep(keys, answered, len(todo), time.perf_counter() - start)
+            raise
+        self._keep(keys, fresh, len(todo), time.perf_counter() - start if todo else 0.0)
+        return [fresh[i] if i in fresh else from_json(**cached[key]) for i, key in enumerate(keys)]
+
+    def _keep(self, keys: list[str], fresh: dict[int, Any], sent: int, seconds: float) -> None:
+        """Cache fresh answers (by position in ``keys``) and record the call in the ledger."""
         self._store({keys[i]: asdict(result) for i, result in fresh.items()})
         self.ledger.record(
             self.role,
             RoleUsage(
-                queries=len(todo),
-                cache_hits=len(keys) - len(todo),
+                queries=sent,
+                cache_hits=len(keys) - sent,
                 prompt_tokens=sum(r.prompt_tokens for r in fresh.values()),
                 completion_tokens=sum(getattr(r, "completion_tokens", 0) for r in fresh.values()),
                 seconds=seconds,
             ),
         )
-        return [fresh[i] if i in fresh else from_json(**cached[key]) for i, key in enumerate(keys)]
 
     def _store(self, items: dict[str, Any]) -> None:
         if self.cache is None or not items:
