@@ -107,6 +107,7 @@ def _manifest(config: GenerateConfig, env_kwargs: Mapping[str, Any], responder: 
         "shuffle": config.shuffle,
         "seed": config.seed,
         "deterministic": config.deterministic,
+        "n_envs": config.n_envs,  # the rollout's batches, hence their seeds, depend on it
         "force_actions": list(config.force_actions),
         "replace_actions": list(config.replace_actions),
         "dedup_threshold": config.dedup_threshold,
@@ -257,41 +258,59 @@ class Generator:
 
     def _judge(self, trajectories: Sequence[Trajectory]) -> list[_Outcome]:
         outcomes = [_Outcome(t.seed, [], []) for t in trajectories]
-        candidates: list[tuple[_Outcome, dict[str, Any]]] = []
-        batch_kept: list[tuple[str, str]] = []  # earlier candidates of this batch count as kept
-        for outcome, trajectory in zip(outcomes, trajectories):
-            for step, info in enumerate(trajectory.infos, start=1):
-                row = self._row(trajectory.seed, step, info)
-                rule, detail = self._rewrite_rule(trajectory.seed, info, batch_kept)
+        pending = [
+            (outcome, self._row(trajectory.seed, step, info), info)
+            for outcome, trajectory in zip(outcomes, trajectories)
+            for step, info in enumerate(trajectory.infos, start=1)
+        ]
+        batch_kept: list[tuple[str, str]] = []  # items of this batch kept so far
+        # Rounds: a rewrite whose nearest twin is a candidate still waiting for its answer waits
+        # for that answer (a candidate the answer rules reject is not kept, so it must not remove
+        # its duplicates). The first pending item never waits, so every round makes progress.
+        while pending:
+            candidates: list[tuple[_Outcome, dict[str, Any]]] = []
+            waiting: list[tuple[_Outcome, dict[str, Any], dict[str, Any]]] = []
+            for outcome, row, info in pending:
+                rule, detail = self._rewrite_rule(outcome.seed, info)
+                if rule is None:
+                    answering = [(r["id"], r["instruction"]) for _, r in candidates]
+                    also = [(outcome.seed.id, outcome.seed.text), *batch_kept, *answering]
+                    twin = self.duplicates.closest(row["instruction"], also)
+                    if twin in {item_id for item_id, _ in answering}:
+                        waiting.append((outcome, row, info))
+                        continue
+                    if twin is not None:
+                        rule, detail = NEAR_DUPLICATE, f"similar to {twin}"
                 if rule is not None:
                     outcome.rejected.append({**row, "rule": rule, "detail": detail})
                     continue
                 candidates.append((outcome, row))
+            answers = self.responder.generate(
+                [[{"role": "user", "content": row["instruction"]}] for _, row in candidates],
+                GenerationParams(max_new_tokens=self.config.answer_max_new_tokens),
+            )
+            for (outcome, row), answer in zip(candidates, answers):
+                text = answer.text.strip()
+                rule = answer_rule(text)
+                if rule is not None:
+                    outcome.rejected.append({**row, "rule": rule.value, "detail": "", "output": text})
+                    continue
+                messages = [
+                    {"role": "user", "content": row["instruction"]},
+                    {"role": "assistant", "content": text},
+                ]
+                outcome.kept.append({"messages": messages, **row, "output": text})
                 batch_kept.append((row["id"], row["instruction"]))
-        answers = self.responder.generate(
-            [[{"role": "user", "content": row["instruction"]}] for _, row in candidates],
-            GenerationParams(max_new_tokens=self.config.answer_max_new_tokens),
-        )
-        for (outcome, row), answer in zip(candidates, answers):
-            text = answer.text.strip()
-            rule = answer_rule(text)
-            if rule is not None:
-                outcome.rejected.append({**row, "rule": rule.value, "detail": "", "output": text})
-                continue
-            messages = [
-                {"role": "user", "content": row["instruction"]},
-                {"role": "assistant", "content": text},
-            ]
-            outcome.kept.append({"messages": messages, **row, "output": text})
+            pending = waiting
         for outcome in outcomes:
+            outcome.kept.sort(key=lambda row: row["step"])  # a row that waited joins in its place
+            outcome.rejected.sort(key=lambda row: row["step"])
             for row in outcome.kept:
                 self.duplicates.add(row["id"], row["instruction"])
         return outcomes
 
-    def _rewrite_rule(
-        self, seed: SeedInstruction, info: dict[str, Any], batch_kept: Sequence[tuple[str, str]]
-    ) -> tuple[str | None, str]:
-        """Rules that need no answer: 1 (no new information), 4 (leaked prompt words), near duplicates."""
+    def _rewrite_rule(self, seed: SeedInstruction, info: dict[str, Any]) -> tuple[str | None, str]:
+        """Rules that need no answer: 1 (no new information), 4 (leaked prompt words)."""
         if info["verdict"] != NOT_EQUAL or info["rewrite_failure"] is not None:
             detail = info["rewrite_failure"] or f"reviewer P(Not Equal)={info['p_not_equal']:.2f}"
             return Rule.NO_NEW_INFORMATION.value, detail
@@ -299,9 +318,6 @@ class Generator:
             return Rule.LEAKED_PROMPT_WORDS.value, info["leaked_phrase"]
         if normalise(info["instruction"]) == normalise(seed.text):
             return Rule.NO_NEW_INFORMATION.value, "same as the seed"
-        twin = self.duplicates.closest(info["instruction"], [(seed.id, seed.text), *batch_kept])
-        if twin is not None:
-            return NEAR_DUPLICATE, f"similar to {twin}"
         return None, ""
 
     # -- reports -------------------------------------------------------------------------

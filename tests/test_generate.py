@@ -172,6 +172,35 @@ def test_resuming_with_other_options_is_refused(tmp_path):
         generate(config(tmp_path, limit=2, dedup_threshold=0.5))
 
 
+def test_resuming_with_another_number_of_envs_is_refused(tmp_path):
+    generate(config(tmp_path, limit=2, n_envs=2))  # n_envs decides the batches, hence their seeds
+    with pytest.raises(ValueError, match="generated with other options \\(n_envs: 2, now 1\\)"):
+        generate(config(tmp_path, limit=2, n_envs=1))
+
+
+def test_a_candidate_whose_answer_is_rejected_does_not_remove_its_duplicates(tmp_path):
+    tail = " and then write a short poem about the moon over a quiet lake" * 6  # every rewrite alike
+    asked: list[str] = []
+
+    def responder_reply(conversation):
+        asked.append(conversation[-1]["content"])
+        return "Sorry, I cannot do that." if len(asked) == 1 else scripted_reply(conversation)
+
+    out = generate(
+        config(tmp_path, dedup_threshold=0.9),
+        env_overrides={"expert": ScriptedBackend(reply=lambda conv: tail)},
+        responder=ScriptedBackend(reply=responder_reply),
+    )
+    kept = read_rows(out / "dataset.jsonl")
+    rejected = read_rows(out / "rejects.jsonl")
+    sorry = [row for row in rejected if row["rule"] == "sorry_answer"]
+    assert len(sorry) == 1 and len(kept) == 1  # the first twin's answer failed: the next one is kept
+    assert kept[0]["seed_id"] == sorry[0]["seed_id"] and kept[0]["step"] == sorry[0]["step"] + 1
+    duplicates = [row for row in rejected if row["rule"] == "near_duplicate"]
+    assert duplicates and all(row["detail"] == f"similar to {kept[0]['id']}" for row in duplicates)
+    assert len(asked) == 2  # duplicates were never answered
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
