@@ -13,8 +13,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from teams_env.dependencies import TRANSFORMERS_FLOOR, require
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+require("transformers", TRANSFORMERS_FLOOR, "fine-tuning (teams-rl sft, eval, privacy)")
 
 EMBEDDED = "embedded"
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}

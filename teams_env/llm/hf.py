@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from teams_env.dependencies import TRANSFORMERS_FLOOR, require
 from teams_env.llm.base import (
     ChoiceScores,
     Completion,
@@ -17,6 +18,8 @@ from teams_env.llm.base import (
     in_batches,
 )
 from teams_env.llm.identity import hf_model_id
+
+require("transformers", TRANSFORMERS_FLOOR, "the hf backend")
 
 
 class HFBackend(LLMBackend):

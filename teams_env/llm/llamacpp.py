@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from teams_env.dependencies import LLAMA_CPP_PYTHON_FLOOR, require
 from teams_env.llm.base import (
     ChoiceScores,
     Completion,
@@ -31,6 +32,8 @@ from teams_env.llm.base import (
 )
 from teams_env.llm.identity import gguf_model_id
 from teams_env.llm.sampling import choose_token, log_softmax
+
+require("llama-cpp-python", LLAMA_CPP_PYTHON_FLOOR, "the llamacpp backend")
 
 MIN_SHARED_COPY = 32
 """Copy another slot's prefix when it saves at least this many prompt tokens (a stream copy costs
