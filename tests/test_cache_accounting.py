@@ -58,7 +58,10 @@ def _write_keys(path: str, start: int) -> None:
 
 def test_two_processes_share_one_file(tmp_path):
     path = str(tmp_path / "shared.sqlite")
-    ResponseCache(path).close()
+    first = ResponseCache(path)
+    # Keys both writers will also write, stored first with a value neither of them writes.
+    first.put_many({f"key-{i}": {"writer": "first", "i": i} for i in range(150, 200)})
+    first.close()
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_write_keys, args=(path, start)) for start in (0, 100)]
     for worker in workers:
@@ -68,9 +71,14 @@ def test_two_processes_share_one_file(tmp_path):
         assert worker.exitcode == 0
     cache = ResponseCache(path)
     found = cache.get_many(f"key-{i}" for i in range(300))
-    assert len(found) == 300
-    # Overlapping keys keep the first answer stored; nothing is overwritten.
+    assert len(found) == 300 and len(cache) == 300
     assert all(found[f"key-{i}"]["i"] == i for i in range(300))
+    # Keys only one writer wrote hold its value; the answer stored first is never overwritten.
+    writers = [found[f"key-{i}"]["writer"] for i in range(300)]
+    assert writers[:100] == [0] * 100 and writers[200:] == [100] * 100
+    assert writers[150:200] == ["first"] * 50
+    # Keys both wrote concurrently hold one writer's whole value.
+    assert set(writers[100:150]) <= {0, 100}
 
 
 def test_a_full_disk_keeps_the_answers_and_goes_on_uncached(tmp_path, monkeypatch, caplog):

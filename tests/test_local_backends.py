@@ -7,7 +7,7 @@ import pytest
 from teams_env.llm.base import GenerationParams, LLMError
 from teams_env.llm.embedded import embedded_gguf_path, embedded_hf_dir
 from teams_env.llm.hf import HFBackend
-from teams_env.llm.llamacpp import LlamaCppBackend
+from teams_env.llm.llamacpp import MIN_SHARED_COPY, LlamaCppBackend
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def test_llamacpp_sampling_is_seeded_per_request(llama):
     assert other_seed != alone
 
 
-def test_llamacpp_scores_choices_and_reuses_prefixes(llama):
+def test_llamacpp_scores_choices_and_reuses_prefixes(llama, monkeypatch):
     first = llama.score_choices([QUESTION], ["Yes", "No", "Not sure at all"])[0]
     assert all(value < 0 for value in first.logprobs)
     assert first.logprobs[2] < min(first.logprobs[:2])  # a long unlikely reply scores lowest
@@ -61,6 +61,27 @@ def test_llamacpp_scores_choices_and_reuses_prefixes(llama):
     again = llama.score_choices([QUESTION, QUESTION], ["Yes", "No", "Not sure at all"])
     for scores in again:  # each sequence has its own KV stream, so batching changes nothing
         assert scores.logprobs == pytest.approx(first.logprobs, abs=1e-4)
+
+    # Reuse, counted on a cold backend (slots empty, so the counts do not depend on earlier tests):
+    # the same prompt twice in a batch reuses its own slot's cache once and is copied to a second
+    # slot once; only each prompt's last token is computed again.
+    cold = LlamaCppBackend(embedded_gguf_path(), max_batch=2, context_per_sequence=256)
+    copies: list[int] = []
+    decoded: list[int] = []  # tokens per decode call ("Yes" and "No" are one token: prefill only)
+    copy_prefix, decode = cold._copy_prefix, cold._decode
+    monkeypatch.setattr(cold, "_copy_prefix", lambda *args: copies.append(args[2]) or copy_prefix(*args))
+    monkeypatch.setattr(cold, "_decode", lambda entries: decoded.append(len(entries)) or decode(entries))
+    length = len(cold.tokenize_prompt(QUESTION))
+    assert length - 1 >= MIN_SHARED_COPY  # long enough to be worth a copy
+    alone = cold.score_choices([QUESTION], ["Yes", "No"])[0]
+    assert (copies, decoded) == ([], [length])  # a cold slot computes the whole prompt
+    decoded.clear()
+    twice = cold.score_choices([QUESTION, QUESTION], ["Yes", "No"])
+    assert copies == [length - 1]  # the second sequence got the first one's prefix by a copy
+    assert decoded == [2]  # and each computed only its last prompt token
+    for scores in twice:
+        assert scores.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+    cold.close()
 
 
 def test_llamacpp_refuses_a_request_longer_than_its_context(llama):

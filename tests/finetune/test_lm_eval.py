@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,13 @@ def test_local_task_scores_the_fine_tuned_model(
     arguments += ["--shots", "teams_rl_general_knowledge=2", "--limit", "8", "--out", str(tmp_path)]
     assert main(arguments) == 0
     report = json.loads((tmp_path / "lm_eval_results.json").read_text())
+    assert report["model_path"] == str(finetuned_model)  # the model asked for, not the default
     scores = report["results"]["teams_rl_general_knowledge"]
-    assert 0.0 <= scores["acc,none"] <= 1.0 and 0.0 <= scores["acc_norm,none"] <= 1.0
+    for metric in ("acc", "acc_norm"):
+        # Exactly the eight questions of --limit were scored, each right or wrong: the mean is a
+        # multiple of 1/8 and its standard error is that of eight 0/1 outcomes.
+        value, stderr = scores[f"{metric},none"], scores[f"{metric}_stderr,none"]
+        assert value == pytest.approx(round(value * 8) / 8)
+        assert stderr == pytest.approx(math.sqrt(value * (1 - value) / 7))
     assert report["n_shot"]["teams_rl_general_knowledge"] == 2
     assert "| teams_rl_general_knowledge | 2 | acc |" in capsys.readouterr().out
