@@ -21,7 +21,7 @@ from finetune.models import load_causal_lm, load_tokenizer, resolve_model
 from finetune.outputs import output_folder
 from finetune.plots import save_line_plot
 from finetune.records import read_examples
-from finetune.roc import bootstrap_auc_interval, roc_auc, roc_curve
+from teams_env.roc import bootstrap_auc_interval, roc_auc, roc_curve
 
 REPORT_FILE = "privacy.json"
 ROC_FILE = "roc_curve.png"

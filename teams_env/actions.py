@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
-from teams_env.llm.base import Conversation
+from teams_env.llm.base import Conversation, split_prefill
 
 REWRITER_SYSTEM = (
     "You rewrite instructions for an AI assistant. You never answer or carry out an instruction; "
@@ -21,11 +22,24 @@ REWRITER_SYSTEM = (
 INSTRUCTION_MARKER = "Instruction: "
 
 
+ReplyStart = Literal["instruction", "first_word"]
+
+
 @dataclass(frozen=True)
 class RewriteAction:
     name: str
     method: str
     demonstrations: tuple[tuple[str, str], ...]
+    reply_starts_with: ReplyStart
+    """What the expert's reply is made to begin with (the reply is prefilled): ``"instruction"``,
+    the instruction itself, so an additive action only writes the addition and cannot answer
+    instead; ``"first_word"``, its first word, so the reply is an instruction of the same kind.
+    Measured on the embedded 135M expert: without it, most concretizing, reasoning and
+    complicate-input "rewrites" were answers (benchmarks/expert_rewrites.py)."""
+    max_new_tokens: int
+    """Token limit of this action's reply (the env's ``max_new_tokens`` caps it further)."""
+    stop: tuple[str, ...] = ("\n",)
+    """One-paragraph actions stop at the end of the line: after it a small model rambles."""
 
 
 ACTIONS: tuple[RewriteAction, ...] = (
@@ -45,6 +59,8 @@ ACTIONS: tuple[RewriteAction, ...] = (
                 "Give three tips for negotiating a lower rent with a landlord.",
             ),
         ),
+        reply_starts_with="first_word",
+        max_new_tokens=64,
     ),
     RewriteAction(
         name="add_constraints",
@@ -62,6 +78,8 @@ ACTIONS: tuple[RewriteAction, ...] = (
                 "Give three tips for saving money that a university student living alone on a part-time income could follow.",
             ),
         ),
+        reply_starts_with="instruction",
+        max_new_tokens=48,
     ),
     RewriteAction(
         name="deepening",
@@ -78,6 +96,8 @@ ACTIONS: tuple[RewriteAction, ...] = (
                 "who loses when prices rise quickly?",
             ),
         ),
+        reply_starts_with="instruction",
+        max_new_tokens=64,
     ),
     RewriteAction(
         name="concretizing",
@@ -92,6 +112,8 @@ ACTIONS: tuple[RewriteAction, ...] = (
                 "Suggest a breakfast with at least 20 grams of protein for a vegetarian who is training for a marathon.",
             ),
         ),
+        reply_starts_with="first_word",
+        max_new_tokens=64,
     ),
     RewriteAction(
         name="increase_reasoning",
@@ -101,15 +123,17 @@ ACTIONS: tuple[RewriteAction, ...] = (
         demonstrations=(
             (
                 "Is 91 a prime number?",
-                "Decide whether 91 is a prime number by testing its divisibility by each prime up to its square "
+                "Is 91 a prime number? Decide it by testing its divisibility by each prime up to its square "
                 "root, showing every step.",
             ),
             (
                 "Which is heavier, a kilo of iron or a kilo of feathers?",
-                "Compare a kilo of iron with a kilo of feathers: first explain what a kilogram measures, then "
-                "reason step by step to decide which one is heavier.",
+                "Which is heavier, a kilo of iron or a kilo of feathers? First explain what a kilogram "
+                "measures, then reason step by step to a conclusion.",
             ),
         ),
+        reply_starts_with="instruction",
+        max_new_tokens=64,
     ),
     RewriteAction(
         name="complicate_input",
@@ -120,15 +144,17 @@ ACTIONS: tuple[RewriteAction, ...] = (
         demonstrations=(
             (
                 "Find the most expensive item.",
-                "Find the most expensive item in this table and say how you found it:\n"
-                "| item | price |\n|---|---|\n| lamp | 25 |\n| chair | 40 |\n| rug | 32 |",
+                "Find the most expensive item.\n\n| item | price |\n|---|---|\n| lamp | 25 |\n| chair | 40 |\n"
+                "| rug | 32 |",
             ),
             (
                 "Explain what a sorting function does.",
-                "Explain what this Python function returns for the input [3, 1, 2]:\n"
-                "```python\ndef order(xs):\n    return sorted(xs)[::-1]\n```",
+                "Explain what a sorting function does.\n\n```python\ndef order(xs):\n    return sorted(xs)[::-1]\n```",
             ),
         ),
+        reply_starts_with="instruction",
+        max_new_tokens=160,
+        stop=("\n\n\n",),
     ),
 )
 ACTION_NAMES: tuple[str, ...] = tuple(action.name for action in ACTIONS)
@@ -144,19 +170,35 @@ def _user_turn(action: RewriteAction, instruction: str) -> str:
     return action.method + "\n\n" + INSTRUCTION_MARKER + instruction
 
 
+def reply_prefix(action: RewriteAction, instruction: str) -> str:
+    """The text the expert's reply to ``action`` on ``instruction`` is made to begin with."""
+    instruction = instruction.strip()
+    if action.reply_starts_with == "first_word":
+        return instruction.split(maxsplit=1)[0]
+    if action.name == "complicate_input":
+        return instruction + "\n\n"  # the data goes below the instruction
+    if action.name == "increase_reasoning":
+        return instruction  # the reasoning request follows the whole question
+    # Additions go inside the sentence: "Write a poem about the sea" + " in four stanzas."
+    return instruction[:-1] if instruction[-1:] in ".!?" else instruction
+
+
 def rewrite_conversation(action: RewriteAction, instruction: str) -> Conversation:
-    """The chat the expert answers to apply ``action`` to ``instruction``."""
+    """The chat the expert answers to apply ``action`` to ``instruction``; it ends with the beginning
+    of the reply (:func:`reply_prefix`), which the expert continues."""
     messages: Conversation = [{"role": "system", "content": REWRITER_SYSTEM}]
     for before, after in action.demonstrations:
         messages.append({"role": "user", "content": _user_turn(action, before)})
         messages.append({"role": "assistant", "content": after})
     messages.append({"role": "user", "content": _user_turn(action, instruction)})
+    messages.append({"role": "assistant", "content": reply_prefix(action, instruction)})
     return messages
 
 
 def parse_rewrite_conversation(conversation: Conversation) -> tuple[RewriteAction, str] | None:
     """The action and instruction of a chat built by :func:`rewrite_conversation` (else None)."""
-    last = conversation[-1]["content"] if conversation else ""
+    history, _ = split_prefill(conversation)
+    last = history[-1]["content"] if history else ""
     for action in ACTIONS:
         prefix = action.method + "\n\n" + INSTRUCTION_MARKER
         if last.startswith(prefix):

@@ -5,10 +5,10 @@ for all sub-environments)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from teams_env.actions import ACTIONS, clean_rewrite, rewrite_conversation
-from teams_env.llm.base import GenerationParams
+from teams_env.llm.base import Completion, GenerationParams
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import EQUAL, Judgement, Reviewer
 
@@ -24,7 +24,19 @@ class Rewrite:
 
 
 def normalise(text: str) -> str:
-    return " ".join(text.lower().split())
+    """Lowercase, single spaces, no closing punctuation: "Explain X." and "explain x" are one text."""
+    return " ".join(text.lower().split()).rstrip(".!?;: ")
+
+
+def _with_prefix(prefix: str, answer: Completion) -> Completion:
+    """The whole rewrite of a prefilled reply: its beginning plus what the expert wrote. Nothing
+    written is an empty rewrite; a server that ignored the prefill and wrote the whole reply (it
+    starts with the prefix) is taken as it is."""
+    if not answer.text.strip():
+        return replace(answer, text="")
+    if answer.text.lstrip().startswith(prefix.strip()):
+        return answer
+    return replace(answer, text=prefix + answer.text)
 
 
 class RewriteEngine:
@@ -37,12 +49,17 @@ class RewriteEngine:
 
     def rewrite(self, requests: Sequence[tuple[str, int]]) -> list[Rewrite]:
         """Apply action ``a`` to instruction ``x`` for each ``(x, a)``, in one batched expert call."""
-        conversations = [
-            rewrite_conversation(ACTIONS[action], instruction) for instruction, action in requests
-        ]
-        completions = self.expert.generate(conversations, self.params) if conversations else []
+        # One batched call per action: each action has its own token limit and stop sequences.
+        completions: dict[int, Completion] = {}
+        for action in sorted({action for _, action in requests}):
+            indices = [i for i, (_, a) in enumerate(requests) if a == action]
+            conversations = [rewrite_conversation(ACTIONS[action], requests[i][0]) for i in indices]
+            answers = self.expert.generate(conversations, self.action_params(action))
+            for i, conversation, answer in zip(indices, conversations, answers):
+                completions[i] = _with_prefix(conversation[-1]["content"], answer)
         results = []
-        for (before, _), completion in zip(requests, completions):
+        for i, (before, _) in enumerate(requests):
+            completion = completions[i]
             text = clean_rewrite(completion.text)
             cut_off = completion.finish_reason == "length"
             if not text:
@@ -52,6 +69,15 @@ class RewriteEngine:
             else:
                 results.append(Rewrite(text, None, cut_off))
         return results
+
+    def action_params(self, action: int) -> GenerationParams:
+        """The expert's decoding for ``action``: its own token limit (capped by the env's) and stops."""
+        spec = ACTIONS[action]
+        return replace(
+            self.params,
+            max_new_tokens=min(self.params.max_new_tokens, spec.max_new_tokens),
+            stop=tuple(dict.fromkeys(self.params.stop + spec.stop)),
+        )
 
     def judge(self, pairs: Sequence[tuple[str, Rewrite]]) -> list[Judgement]:
         """The reviewer's verdict on each (before, rewrite); failed rewrites are Equal without a query."""

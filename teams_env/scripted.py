@@ -21,6 +21,7 @@ from teams_env.llm.base import (
     GenerationParams,
     LLMBackend,
     ScoringUnsupported,
+    split_prefill,
 )
 from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
 
@@ -41,7 +42,9 @@ def scripted_reply(conversation: Conversation) -> str:
     rewrite = parse_rewrite_conversation(conversation)
     if rewrite is not None:
         action, instruction = rewrite
-        return f"{instruction} {ACTION_CLAUSES[action.name]}"
+        _, prefill = split_prefill(conversation)
+        full = f"{instruction} {ACTION_CLAUSES[action.name]}"
+        return full[len(prefill) :] if full.startswith(prefill) else full
     review = parse_review_conversation(conversation)
     if review is not None:
         first, second = review

@@ -107,14 +107,12 @@ def test_each_elimination_rule_removes_its_items(tmp_path):
 
 
 def test_near_duplicates_are_dropped_and_logged(tmp_path):
-    # Every rewrite of every seed is the same sentence: only the first one survives.
+    # Every rewrite of every seed ends with the same long text that outweighs the seed's few words
+    # the expert's reply is made to begin with: only the first one survives.
+    tail = " and then write a short poem about the moon over a quiet lake" * 6
     out = generate(
         config(tmp_path, encoder="hashing", dedup_threshold=0.9),
-        env_overrides={
-            "expert": ScriptedBackend(
-                reply=lambda conv: "Write a short poem about the moon over a quiet lake."
-            )
-        },
+        env_overrides={"expert": ScriptedBackend(reply=lambda conv: tail)},
     )
     kept = read_rows(out / "dataset.jsonl")
     rejected = read_rows(out / "rejects.jsonl")

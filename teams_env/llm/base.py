@@ -79,6 +79,14 @@ class ChoiceScores:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def split_prefill(conversation: Conversation) -> tuple[Conversation, str]:
+    """(the chat to answer, the beginning of the reply): a conversation that ends with an assistant
+    message asks the model to continue that message, and the completion is only what follows it."""
+    if conversation and conversation[-1]["role"] == "assistant":
+        return conversation[:-1], conversation[-1]["content"]
+    return conversation, ""
+
+
 def in_batches(
     items: Sequence[Conversation], size: int, run: Callable[[Sequence[Conversation]], list[Completion]]
 ) -> list[Completion]:

@@ -16,6 +16,7 @@ from teams_env.llm.base import (
     GenerationParams,
     LLMBackend,
     in_batches,
+    split_prefill,
 )
 from teams_env.llm.identity import hf_model_id
 
@@ -75,10 +76,12 @@ class HFBackend(LLMBackend):
         return self._model_id
 
     def _prompt_ids(self, conversation: Conversation) -> list[int]:
+        history, prefill = split_prefill(conversation)
         encoded = self.tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=True, return_dict=True
+            history, add_generation_prompt=True, tokenize=True, return_dict=True
         )
-        return list(encoded["input_ids"])
+        prefill_ids = self.tokenizer(prefill, add_special_tokens=False)["input_ids"] if prefill else []
+        return list(encoded["input_ids"]) + list(prefill_ids)
 
     def _padded(self, rows: list[list[int]], side: str):
         torch = self._torch

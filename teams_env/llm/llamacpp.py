@@ -29,6 +29,7 @@ from teams_env.llm.base import (
     LLMBackend,
     LLMError,
     in_batches,
+    split_prefill,
 )
 from teams_env.llm.identity import gguf_model_id
 from teams_env.llm.sampling import choose_token, log_softmax
@@ -136,8 +137,10 @@ class LlamaCppBackend(LLMBackend):
         )
 
     def render(self, conversation: Conversation) -> str:
-        """The prompt text the model sees for a conversation (with the assistant turn opened)."""
-        return self._formatter(messages=conversation).prompt
+        """The prompt text the model sees for a conversation: the assistant turn opened and, where
+        the conversation ends with an assistant message, that message as the reply's beginning."""
+        history, prefill = split_prefill(conversation)
+        return self._formatter(messages=history).prompt + prefill
 
     def tokenize_prompt(self, conversation: Conversation) -> list[int]:
         return self._model.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)

@@ -192,17 +192,24 @@ class OpenAIBackend(LLMBackend):
             top = None
         if not top:
             raise ScoringUnsupported(f"{self.base_url} returned no log-probabilities for model {self._model}")
-        lowered = [c.strip().lower() for c in choices]
+        # A token counts for a choice only when it is that choice's whole first word: "N", "E" or
+        # "no" are not "Not" or "Equal", and a token that starts several choices says nothing.
+        first_words = [c.split()[0].lower() if c.split() else "" for c in choices]
         mass: list[list[float]] = [[] for _ in choices]
         for entry in top:
             piece = str(entry.get("token", "")).strip().lower()
-            owners = [k for k, choice in enumerate(lowered) if piece and choice.startswith(piece)]
-            if len(owners) == 1:  # a token that starts several choices says nothing between them
+            owners = [k for k, word in enumerate(first_words) if piece and piece == word]
+            if len(owners) == 1:
                 mass[owners[0]].append(float(entry["logprob"]))
         floor = min(float(e["logprob"]) for e in top) - math.log(2.0)
         logprobs = tuple(_logsumexp(m) if m else floor for m in mass)
         usage = reply.get("usage") or {}
-        return ChoiceScores(logprobs=logprobs, prompt_tokens=int(usage.get("prompt_tokens") or 0))
+        return ChoiceScores(
+            logprobs=logprobs,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            # None of the choices among the top tokens: the scores are a floor, not a judgement.
+            details={"undecided": not any(mass)},
+        )
 
     def close(self) -> None:
         self._client.close()

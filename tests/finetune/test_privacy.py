@@ -13,7 +13,7 @@ from finetune.example_loss import example_losses, scored_tokens
 from finetune.models import load_causal_lm, load_tokenizer
 from finetune.privacy import attack
 from finetune.records import read_examples
-from finetune.roc import bootstrap_auc_interval, roc_auc, roc_curve
+from teams_env.roc import bootstrap_auc_interval, roc_auc, roc_curve
 from teams_rl.cli import main
 
 
