@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,10 +151,11 @@ def test_a_persistently_failing_expert_stops_with_one_line_and_a_rerun_resumes(t
     faults.record("expert server down mid-run", check_complete(tmp_path / "out", 4))
 
 
-def test_a_full_disk_under_the_cache_costs_nothing(tmp_path, faults):
+def test_a_full_disk_under_the_cache_costs_nothing(tmp_path, faults, caplog):
     cache = tmp_path / "cache.sqlite"
+    expert = ScriptedBackend()
     env = TeaMsInstructEnv(
-        expert=ScriptedBackend(),
+        expert=expert,
         encoder="hashing",
         cache=cache,
         reviewer_threshold=0.5,
@@ -160,13 +163,26 @@ def test_a_full_disk_under_the_cache_costs_nothing(tmp_path, faults):
     )
     import sqlite3
 
+    writes = []
+
     def full(items):
+        writes.append(len(items))
         raise sqlite3.OperationalError("database or disk is full")
 
-    env.engine.expert.cache.put_many = full  # the shared cache object of this file
+    service = env.engine.expert
+    service.cache.put_many = full  # the shared cache object of this file
     env.reset(seed=0)
-    infos = [env.step(a)[4] for a in range(6)]
-    assert all(info["instruction"] for info in infos)
+    with caplog.at_level(logging.WARNING, logger="teams_env.llm.service"):
+        infos = [env.step(a)[4] for a in range(6)]
+    assert all(info["instruction"] for info in infos)  # every answer paid for was used
+    assert expert.requests["generate"] == 6
+    # The expert and the reviewer share the file: each warns once, naming it, and goes on uncached
+    # (one failed write each, none tried again).
+    warnings = [r.getMessage() for r in caplog.records if r.name == "teams_env.llm.service"]
+    expected = f"LLM cache {cache} is not writable (database or disk is full); continuing uncached"
+    assert warnings == [expected, expected]
+    assert service.cache is None and env.engine.reviewer.service.cache is None
+    assert writes == [1, 1]
     faults.record("disk full under the LLM cache", len(infos))
 
 
@@ -182,17 +198,27 @@ evaluate: {tasks: [teams_rl_general_knowledge], limit: 4, compare_base: false}
 """
 
 
-def _run_until(command: list[str], marker: str, delay: float, log: Path) -> None:
-    """Start the pipeline, kill it ``delay`` seconds after it prints ``marker``."""
+def _kill_when(command: list[str], happened: Callable[[], bool], log: Path) -> None:
+    """Start the pipeline and kill it as soon as ``happened()`` (polled every 20 ms): the kill
+    follows an event inside a stage, not a timer, so a slower or faster machine kills in the same
+    place. A run that ends before the event fails the test with its log."""
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while marker not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(delay)
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGKILL)
-    process.wait(60)
+    deadline = time.monotonic() + 600  # a safety net only
+    try:
+        while not happened():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the pipeline ended before the event:\n{log.read_text()[-3000:]}")
+            time.sleep(0.02)
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(60)
+
+
+def _lines(path: Path) -> int:
+    """Complete lines in a file (0 when it does not exist yet)."""
+    return path.read_text(encoding="utf-8").count("\n") if path.is_file() else 0
 
 
 @pytest.mark.slow
@@ -201,12 +227,18 @@ def test_the_pipeline_killed_in_every_stage_finishes_on_rerun(tmp_path, faults):
     preset.write_text(PIPELINE_PRESET, encoding="utf-8")
     out = tmp_path / "run"
     command = [sys.executable, "-m", "teams_rl.cli", "pipeline", "--preset", str(preset), "--out", str(out)]
+    events = {  # something each stage does early on, with more of the stage still to come
+        "train": lambda: (out / "train" / "env_kwargs.json").is_file(),  # the run has started
+        "generate": lambda: _lines(out / "data" / "progress.jsonl") >= 1,  # the first of 4 batches
+        "sft": lambda: (out / "data" / "sft_train.jsonl").is_file(),  # split written, training next
+        "evaluate": lambda: (out / "eval" / "privacy" / "privacy.json").is_file(),  # lm-eval next
+    }
     killed = []
-    for stage, delay in (("train", 1.0), ("generate", 0.5), ("sft", 8.0), ("evaluate", 6.0)):
-        _run_until(command, f"pipeline: {stage} ...", delay, tmp_path / f"{stage}.log")
+    for stage, happened in events.items():
+        _kill_when(command, happened, tmp_path / f"{stage}.log")
         if not (out / ".stages" / f"{stage}.json").is_file():
             killed.append(stage)  # it really stopped inside the stage
-    assert len(killed) >= 3, killed
+    assert killed == list(events), killed
     final = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert all(
