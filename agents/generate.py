@@ -310,12 +310,17 @@ class Generator:
         return outcomes
 
     def _rewrite_rule(self, seed: SeedInstruction, info: dict[str, Any]) -> tuple[str | None, str]:
-        """Rules that need no answer: 1 (no new information), 4 (leaked prompt words)."""
-        if info["verdict"] != NOT_EQUAL or info["rewrite_failure"] is not None:
-            detail = info["rewrite_failure"] or f"reviewer P(Not Equal)={info['p_not_equal']:.2f}"
-            return Rule.NO_NEW_INFORMATION.value, detail
+        """Rules that need no answer: 1 (no new information), 4 (leaked prompt words), 5 (not a
+        valid instruction)."""
+        if info["rewrite_failure"] is not None:
+            return Rule.NO_NEW_INFORMATION.value, info["rewrite_failure"]
         if info["leaked_phrase"]:
             return Rule.LEAKED_PROMPT_WORDS.value, info["leaked_phrase"]
+        if not info["valid"]:
+            p_valid = f", P(valid)={info['p_valid']:.2f}" if info["p_valid"] is not None else ""
+            return Rule.INVALID_INSTRUCTION.value, f"{info['invalid_reason']}{p_valid}"
+        if info["verdict"] != NOT_EQUAL:
+            return Rule.NO_NEW_INFORMATION.value, f"reviewer P(Not Equal)={info['p_not_equal']:.2f}"
         if normalise(info["instruction"]) == normalise(seed.text):
             return Rule.NO_NEW_INFORMATION.value, "same as the seed"
         return None, ""

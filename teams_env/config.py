@@ -26,8 +26,11 @@ class EnvConfig:
     max_steps: int = option(6, "rewrites per episode")
     leak_penalty: float = option(0.0, "reward penalty when a rewrite leaks prompt words (rule 4)")
     review_method: str = option(
-        "auto", "reviewer: auto (likelihood, else generated verdict), likelihood, generate"
+        "auto",
+        "reviewer: auto (trained head if it fits the reviewer model, else likelihood, else generated "
+        "verdict), head, likelihood, generate, embedding",
     )
+    reviewer_head: str = option("bundled", "review head file (teams-rl train-reviewer), or bundled")
     reviewer_threshold: str = option(
         "auto", "P(Not Equal) from which a rewrite is rewarded, or auto (calibrated)"
     )
@@ -61,6 +64,7 @@ class EnvConfig:
             "leak_penalty": self.leak_penalty,
             "review_method": self.review_method,
             "reviewer_threshold": threshold,
+            "reviewer_head": self.reviewer_head,
             "max_new_tokens": self.max_new_tokens,
             "temperature": self.temperature,
             "on_failure": self.on_failure,

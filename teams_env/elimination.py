@@ -4,6 +4,8 @@
 2. ``sorry_answer``: the answer is short (under 80 words) and contains "sorry".
 3. ``empty_answer``: the answer is only punctuation and stop words.
 4. ``leaked_prompt_words``: the rewrite copies words of the rewrite prompt ("given prompt", ...).
+5. ``invalid_instruction`` (ours): the rewrite is no instruction a person would answer: an answer
+   instead of a rewrite, a loop, a reply cut off at the token limit (:mod:`teams_env.validity`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class Rule(str, Enum):
     SORRY_ANSWER = "sorry_answer"
     EMPTY_ANSWER = "empty_answer"
     LEAKED_PROMPT_WORDS = "leaked_prompt_words"
+    INVALID_INSTRUCTION = "invalid_instruction"
 
 
 # The phrases of Evol-Instruct's prompts and of ours (teams_env.actions) that a rewrite must not echo.

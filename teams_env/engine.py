@@ -11,6 +11,7 @@ from teams_env.actions import ACTIONS, clean_rewrite, rewrite_conversation
 from teams_env.llm.base import Completion, GenerationParams
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import EQUAL, Judgement, Reviewer
+from teams_env.validity import InvalidReason
 
 
 @dataclass(frozen=True)
@@ -49,14 +50,17 @@ class RewriteEngine:
 
     def rewrite(self, requests: Sequence[tuple[str, int]]) -> list[Rewrite]:
         """Apply action ``a`` to instruction ``x`` for each ``(x, a)``, in one batched expert call."""
-        # One batched call per action: each action has its own token limit and stop sequences.
-        completions: dict[int, Completion] = {}
-        for action in sorted({action for _, action in requests}):
-            indices = [i for i, (_, a) in enumerate(requests) if a == action]
-            conversations = [rewrite_conversation(ACTIONS[action], requests[i][0]) for i in indices]
-            answers = self.expert.generate(conversations, self.action_params(action))
-            for i, conversation, answer in zip(indices, conversations, answers):
-                completions[i] = _with_prefix(conversation[-1]["content"], answer)
+        # One batched call; each action has its own token limit and stops.
+        conversations = [rewrite_conversation(ACTIONS[a], instruction) for instruction, a in requests]
+        answers = (
+            self.expert.generate(conversations, [self.action_params(a) for _, a in requests])
+            if requests
+            else []
+        )
+        completions = [
+            _with_prefix(conversation[-1]["content"], answer)
+            for conversation, answer in zip(conversations, answers)
+        ]
         results = []
         for i, (before, _) in enumerate(requests):
             completion = completions[i]
@@ -80,7 +84,22 @@ class RewriteEngine:
         )
 
     def judge(self, pairs: Sequence[tuple[str, Rewrite]]) -> list[Judgement]:
-        """The reviewer's verdict on each (before, rewrite); failed rewrites are Equal without a query."""
+        """The reviewer's verdict on each (before, rewrite); failed rewrites are Equal and invalid
+        without a query."""
         asked = [i for i, (_, rewrite) in enumerate(pairs) if rewrite.failure is None]
-        verdicts = dict(zip(asked, self.reviewer.judge([(pairs[i][0], pairs[i][1].text) for i in asked])))
-        return [verdicts.get(i, Judgement(EQUAL, 0.0, "unchanged")) for i in range(len(pairs))]
+        verdicts = dict(
+            zip(
+                asked,
+                self.reviewer.judge(
+                    [(pairs[i][0], pairs[i][1].text) for i in asked],
+                    cut_off=[pairs[i][1].cut_off for i in asked],
+                ),
+            )
+        )
+        return [
+            verdicts.get(i) or Judgement(EQUAL, 0.0, "rule", invalid_reason=_FAILURE_REASON[rewrite.failure])
+            for i, (_, rewrite) in enumerate(pairs)
+        ]
+
+
+_FAILURE_REASON = {"empty": InvalidReason.EMPTY.value, "unchanged": InvalidReason.COPY.value, None: None}

@@ -66,10 +66,13 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
 
     ## Rewards
 
-    1 when the reviewer says "Not Equal", 0 when it says "Equal", minus ``leak_penalty`` when the
-    rewrite copies words of the rewrite prompt (Evol-Instruct's elimination rule 4). The verdict
-    compares the likelihood of the two labels in one forward pass; a rewrite that comes back
-    empty or unchanged is "Equal" without asking the reviewer.
+    1 when the reviewer says "Not Equal" and the rewrite is a valid instruction, else 0; minus
+    ``leak_penalty`` when the rewrite copies words of the rewrite prompt (Evol-Instruct's
+    elimination rule 4). On the embedded default the reviewer is the 4-bit SmolLM2 read by a
+    trained review head (one forward pass gives P(Not Equal) and P(valid); its accuracy on the
+    held-out split of the bundled reviewer benchmark is in ``benchmarks/results/reviewer_bench``).
+    A rewrite that is empty, a copy, cut off at the token limit, a loop of repeated words or
+    leaks prompt words is invalid without asking the reviewer.
 
     ## Starting State
 
@@ -84,7 +87,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
 
     ``previous_instruction``, ``instruction`` (the rewrite), ``state_instruction`` (what the next
     step rewrites), ``action``, ``action_name``, ``verdict``,
-    ``p_not_equal``, ``review_method``, ``leaked_phrase``, ``rewrite_failure``, ``rewrite_cut_off``,
+    ``p_not_equal``, ``review_method``, ``valid``, ``invalid_reason``, ``p_valid``, ``leaked_phrase``, ``rewrite_failure``, ``rewrite_cut_off``,
     ``seed_id``, ``step`` and ``queries`` (expert and reviewer requests made so far this episode,
     whether a model or the cache answered them; ``env.unwrapped.ledger`` tells the two apart).
 
@@ -98,9 +101,12 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
     - ``action_type``: ``"continuous"`` or ``"discrete"``; ``action_dim``: size of the Box.
     - ``observation``: ``"text"`` or ``"last_action"``; ``max_steps``: rewrites per episode.
     - ``leak_penalty``: subtracted from the reward when the rewrite leaks prompt words.
-    - ``review_method``: ``"auto"`` (likelihood, falling back to a generated verdict),
-      ``"likelihood"`` or ``"generate"``; ``reviewer_threshold``: the P(Not Equal) from which a
-      rewrite is rewarded, or ``"auto"`` to calibrate it once on anchor pairs with known answers.
+    - ``review_method``: ``"auto"`` (the review head where it was trained for the reviewer model,
+      else label likelihood, falling back to a generated verdict), ``"head"``, ``"likelihood"``,
+      ``"generate"`` or ``"embedding"`` (sentence-embedding distance, no LLM: a baseline);
+      ``reviewer_threshold``: the P(Not Equal) from which a rewrite is rewarded, or ``"auto"``
+      (the head's own, or calibrated once on anchor pairs with known answers);
+      ``reviewer_head``: ``"bundled"`` or a head file written by ``teams-rl train-reviewer``.
     - ``max_new_tokens``, ``temperature``, ``sample_seed``: the expert's decoding (greedy by default).
     - ``max_instruction_chars``: longer instructions are refused with a clear error.
     - ``on_failure``: after a failed rewrite (Equal, or leaking prompt words), ``"keep"`` goes on
@@ -127,6 +133,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         leak_penalty: float = 0.0,
         review_method: ReviewMethod = "auto",
         reviewer_threshold: float | str = "auto",
+        reviewer_head: str | os.PathLike[str] = "bundled",
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         sample_seed: int = 0,
@@ -165,16 +172,18 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
             reviewer_backend = expert_backend
         else:
             reviewer_backend = shared_backend(reviewer) if isinstance(reviewer, str) else reviewer
+        self.encoder = shared_encoder(encoder) if isinstance(encoder, str) else encoder
         self.engine = RewriteEngine(
             LLMService(expert_backend, "expert", self.ledger, response_cache),
             Reviewer(
                 LLMService(reviewer_backend, "reviewer", self.ledger, response_cache),
                 method=review_method,
                 threshold=reviewer_threshold,
+                head=reviewer_head,
+                encoder=self.encoder,
             ),
             GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=sample_seed),
         )
-        self.encoder = shared_encoder(encoder) if isinstance(encoder, str) else encoder
 
         if isinstance(seeds, list):
             self.seeds = [SeedInstruction(f"seed-{i}", text) for i, text in enumerate(seeds)]
@@ -253,14 +262,14 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         self, plan: _Plan, rewrite: Rewrite, judgement: Judgement
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         leak = leaked_phrase(rewrite.text) if rewrite.failure is None else None
-        reward = (1.0 if judgement.not_equal else 0.0) - (self.leak_penalty if leak else 0.0)
-        failed = not judgement.not_equal or leak is not None
+        reward = (1.0 if judgement.rewarded else 0.0) - (self.leak_penalty if leak else 0.0)
+        failed = not judgement.rewarded
         self._instruction = plan.before if failed and self.on_failure == "revert" else rewrite.text
         self._history.append(plan.action)
         self._step += 1
         terminated = self._step >= self.max_steps
         self._episode_queries["expert"] += 1
-        self._episode_queries["reviewer"] += int(judgement.method in ("likelihood", "generate"))
+        self._episode_queries["reviewer"] += int(judgement.method in ("head", "likelihood", "generate"))
         self._last_info = {
             "seed_id": self._seed_id,
             "step": self._step,
@@ -272,6 +281,9 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
             "verdict": judgement.verdict,
             "p_not_equal": judgement.p_not_equal,
             "review_method": judgement.method,
+            "valid": judgement.valid,
+            "invalid_reason": judgement.invalid_reason,
+            "p_valid": judgement.p_valid,
             "leaked_phrase": leak,
             "rewrite_failure": rewrite.failure,
             "rewrite_cut_off": rewrite.cut_off,

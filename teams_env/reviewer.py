@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from teams_env.llm.base import Conversation, GenerationParams, ScoringUnsupported
+import numpy as np
+
+from teams_env.encoder import SentenceEncoder
+from teams_env.llm.base import ChoiceScores, Conversation, GenerationParams, ScoringUnsupported
 from teams_env.llm.service import LLMService
+from teams_env.review_head import BUNDLED_HEAD, ReviewHead, head_conversation, prompt_fingerprint
+from teams_env.validity import InvalidReason, rule_violation
 
 EQUAL = "Equal"
 NOT_EQUAL = "Not Equal"
@@ -39,7 +45,7 @@ DEMONSTRATIONS = (
 
 logger = logging.getLogger(__name__)
 
-ReviewMethod = Literal["auto", "likelihood", "generate"]
+ReviewMethod = Literal["auto", "head", "likelihood", "generate", "embedding"]
 
 # Anchor pairs with known answers, for calibrating the decision threshold of a likelihood reviewer
 # (none of them is a seed or a demonstration). A strong reviewer puts the Equal group near 0 and
@@ -82,13 +88,26 @@ class Judgement:
     p_not_equal: float
     """The reviewer's probability of "Not Equal" (0.5 when a generated verdict named neither label)."""
     method: str
-    """``"likelihood"`` or ``"generate"``."""
+    """``"head"``, ``"likelihood"``, ``"generate"``, ``"embedding"``, or ``"rule"`` (no model asked)."""
     undecided: bool = False
-    """A generated verdict that named neither label; counted as Equal (no reward)."""
+    """The reviewer named neither label; counted as Equal (no reward)."""
+    p_valid: float | None = None
+    """The review head's probability that the rewrite is a valid instruction (None without a head)."""
+    invalid_reason: str | None = None
+    """Why the rewrite is no valid instruction (:class:`~teams_env.validity.InvalidReason`), else None."""
 
     @property
     def not_equal(self) -> bool:
         return self.verdict == NOT_EQUAL
+
+    @property
+    def valid(self) -> bool:
+        return self.invalid_reason is None
+
+    @property
+    def rewarded(self) -> bool:
+        """A valid rewrite that adds information: what the env rewards."""
+        return self.not_equal and self.valid
 
 
 def _sigmoid(x: float) -> float:
@@ -129,32 +148,107 @@ def parse_verdict(text: str) -> str | None:
     return None
 
 
+EMBEDDING_THRESHOLD = 0.111
+"""Cosine distance (all-MiniLM-L6-v2) from which the embedding judge says Not Equal: the best
+balanced accuracy on the benchmark's training split (teams-rl reviewer-bench --reviewer embedding)."""
+
+
 class Reviewer:
-    """Judges (before, after) instruction pairs in batches through one LLM service."""
+    """Judges (before, after) instruction pairs in batches: is ``after`` Equal to ``before``, and is it
+    a valid instruction? At most one LLM call per pair; rule-breaking rewrites cost none.
+
+    ``method``:
+
+    - ``"head"``: the trained review head reads the reviewer model's hidden state
+      (:mod:`teams_env.review_head`); it also judges validity. The embedded default.
+    - ``"likelihood"``: the likelihood of the two labels after a few-shot comparison prompt.
+    - ``"generate"``: a generated verdict, for servers without log-probabilities.
+    - ``"embedding"``: cosine distance of the two sentence embeddings; no LLM at all (a baseline).
+    - ``"auto"``: the head where it was trained for this reviewer model, else likelihood, falling
+      back to generate.
+    """
 
     def __init__(
-        self, service: LLMService, *, method: ReviewMethod = "auto", threshold: float | str = "auto"
+        self,
+        service: LLMService,
+        *,
+        method: ReviewMethod = "auto",
+        threshold: float | str = "auto",
+        head: str | os.PathLike[str] | ReviewHead = "bundled",
+        encoder: SentenceEncoder | None = None,
     ) -> None:
-        """``threshold``: the P(Not Equal) from which a rewrite counts as Not Equal, or ``"auto"``
-        to calibrate it once on the anchor pairs (12 queries, cached like any other)."""
-        if method not in ("auto", "likelihood", "generate"):
-            raise ValueError(f"unknown review method '{method}'; choose auto, likelihood or generate")
+        """``threshold``: the P(Not Equal) from which a rewrite counts as Not Equal, or ``"auto"``: the
+        head's own, the embedding judge's measured one, or, for likelihood, calibrated once on the
+        anchor pairs (12 queries, cached like any other). ``head``: ``"bundled"`` or a head file."""
+        if method not in ("auto", "head", "likelihood", "generate", "embedding"):
+            raise ValueError(
+                f"unknown review method '{method}'; choose auto, head, likelihood, generate or embedding"
+            )
         if threshold != "auto" and not (isinstance(threshold, (int, float)) and 0.0 < threshold < 1.0):
             raise ValueError(f"reviewer threshold must be 'auto' or in (0, 1), got {threshold!r}")
+        if method == "embedding" and encoder is None:
+            raise ValueError("the embedding reviewer needs a sentence encoder")
         self.service = service
-        self.method: ReviewMethod = method
+        self.encoder = encoder
         self.threshold: float | None = None if threshold == "auto" else float(threshold)
         self.calibration: dict[str, float] = {}
+        self.head: ReviewHead | None = None
+        if method in ("auto", "head"):
+            self.head = self._usable_head(head, required=method == "head")
+            if method == "auto":
+                method = "head" if self.head is not None else "auto"
+        self.method: ReviewMethod = method
 
-    def judge(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+    def _usable_head(self, head: str | os.PathLike[str] | ReviewHead, *, required: bool) -> ReviewHead | None:
+        loaded = (
+            head
+            if isinstance(head, ReviewHead)
+            else ReviewHead.load(BUNDLED_HEAD if head == "bundled" else head)
+        )
+        problem = None
+        if loaded.model_id != self.service.backend.model_id:
+            problem = (
+                f"it was trained on '{loaded.model_id}', the reviewer is '{self.service.backend.model_id}'"
+            )
+        elif loaded.prompt != prompt_fingerprint():
+            problem = "it was trained with another prompt"
+        if problem is None:
+            return loaded
+        if required:
+            raise ValueError(f"review head cannot judge for this reviewer: {problem}")
+        logger.info("review head not used (%s); judging by label likelihood", problem)
+        return None
+
+    def judge(
+        self, pairs: Sequence[tuple[str, str]], cut_off: Sequence[bool] | None = None
+    ) -> list[Judgement]:
+        """A judgement per ``(before, after)``; ``cut_off`` marks rewrites that hit the token limit."""
+        cut_off = cut_off or [False] * len(pairs)
+        verdicts: dict[int, Judgement] = {}
+        asked: list[int] = []
+        for i, ((before, after), cut) in enumerate(zip(pairs, cut_off)):
+            broken = rule_violation(before, after, cut_off=cut)
+            if broken is None:
+                asked.append(i)
+            else:
+                verdicts[i] = Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)
+        for i, judgement in zip(asked, self._judge_valid_looking([pairs[i] for i in asked])):
+            verdicts[i] = judgement
+        return [verdicts[i] for i in range(len(pairs))]
+
+    def _judge_valid_looking(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         if not pairs:
             return []
+        if self.method == "head":
+            return self._by_head(pairs)
+        if self.method == "embedding":
+            return self._by_embedding(pairs)
         conversations = [review_conversation(first, second) for first, second in pairs]
         if self.method in ("auto", "likelihood"):
             try:
-                log_odds = self._log_odds(conversations)
+                scores = self.service.score_choices(conversations, LABELS)
                 threshold = self.calibrated_threshold()
-                return [self._from_log_odds(value, threshold) for value in log_odds]
+                return [self._from_scores(s, threshold) for s in scores]
             except ScoringUnsupported:
                 if self.method == "likelihood":
                     raise
@@ -164,16 +258,51 @@ class Reviewer:
         )
         return [self._from_text(answer.text) for answer in answers]
 
-    def _log_odds(self, conversations: Sequence[Conversation]) -> list[float]:
-        """log P(Not Equal) - log P(Equal) for each conversation."""
-        return [s.logprobs[1] - s.logprobs[0] for s in self.service.score_choices(conversations, LABELS)]
+    def _by_head(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+        assert self.head is not None
+        states = self.service.last_hidden_states([head_conversation(a, b) for a, b in pairs])
+        p_not_equal, p_valid = self.head.predict(states)
+        threshold = self.decision_threshold
+        return [
+            Judgement(
+                NOT_EQUAL if ne >= threshold else EQUAL,
+                float(ne),
+                "head",
+                p_valid=float(v),
+                invalid_reason=None
+                if v >= self.head.valid.threshold
+                else InvalidReason.NOT_AN_INSTRUCTION.value,
+            )
+            for ne, v in zip(p_not_equal, p_valid)
+        ]
+
+    def _by_embedding(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+        assert self.encoder is not None
+        before = self.encoder.encode([a for a, _ in pairs])
+        after = self.encoder.encode([b for _, b in pairs])
+        distance = 1.0 - np.sum(before * after, axis=1)  # the encoder's rows are unit-norm
+        threshold = self.decision_threshold
+        return [
+            Judgement(NOT_EQUAL if d >= threshold else EQUAL, float(np.clip(d, 0.0, 1.0)), "embedding")
+            for d in distance
+        ]
+
+    @property
+    def decision_threshold(self) -> float | None:
+        """The P(Not Equal) from which this reviewer says Not Equal (None: not calibrated yet, or a
+        generated verdict)."""
+        if self.threshold is not None:
+            return self.threshold
+        if self.method == "head" and self.head is not None:
+            return self.head.not_equal.threshold
+        return EMBEDDING_THRESHOLD if self.method == "embedding" else None
 
     def calibrated_threshold(self) -> float:
-        """The decision threshold; with ``"auto"``, the P(Not Equal) halfway (in log-odds) between
-        the mean of the Equal anchors and the mean of the Not Equal anchors."""
+        """The likelihood reviewer's decision threshold; with ``"auto"``, the P(Not Equal) halfway
+        (in log-odds) between the mean of the Equal anchors and the mean of the Not Equal anchors."""
         if self.threshold is None:
             anchors = [review_conversation(a, b) for a, b in CALIBRATION_EQUAL + CALIBRATION_NOT_EQUAL]
-            values = self._log_odds(anchors)
+            values = [s.logprobs[1] - s.logprobs[0] for s in self.service.score_choices(anchors, LABELS)]
             equal_mean = sum(values[: len(CALIBRATION_EQUAL)]) / len(CALIBRATION_EQUAL)
             not_equal_mean = sum(values[len(CALIBRATION_EQUAL) :]) / len(CALIBRATION_NOT_EQUAL)
             self.calibration = {"equal_log_odds": equal_mean, "not_equal_log_odds": not_equal_mean}
@@ -191,8 +320,11 @@ class Reviewer:
         return self.threshold
 
     @staticmethod
-    def _from_log_odds(log_odds: float, threshold: float) -> Judgement:
-        p_not_equal = _sigmoid(log_odds)
+    def _from_scores(scores: ChoiceScores, threshold: float) -> Judgement:
+        p_not_equal = _sigmoid(scores.logprobs[1] - scores.logprobs[0])
+        if scores.details.get("undecided"):
+            # Neither label among the server's top tokens: no judgement, so no reward.
+            return Judgement(EQUAL, p_not_equal, "likelihood", undecided=True)
         return Judgement(NOT_EQUAL if p_not_equal >= threshold else EQUAL, p_not_equal, "likelihood")
 
     @staticmethod

@@ -14,8 +14,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from teams_env.reviewer import EQUAL, LABELS, NOT_EQUAL
+import numpy as np
+
+from teams_env.reviewer import EQUAL, LABELS, NOT_EQUAL, Judgement
+from teams_env.roc import roc_auc
 
 BUNDLED_BENCH = Path(__file__).parent / "data" / "reviewer_bench.jsonl"
 SPLITS = ("train", "test")
@@ -107,3 +111,52 @@ def load_pairs(
     if not pairs:
         raise BenchFileError(f"{path}: no pairs in split {', '.join(splits)}")
     return pairs
+
+
+def evaluate_judgements(pairs: Sequence[LabelledPair], judgements: Sequence[Judgement]) -> dict[str, Any]:
+    """How well ``judgements`` (one per pair, in order) match the labels.
+
+    - ``review``: on the pairs where Equal / Not Equal is the question (:data:`REVIEW_CATEGORIES`),
+      ROC AUC of P(Not Equal), balanced accuracy at the reviewer's decision, how often surface edits
+      and paraphrases were called Equal and real additions Not Equal.
+    - ``validity``: on every pair, precision and recall of calling a rewrite invalid.
+    - ``reward``: on every pair, accuracy of the env's reward (valid and Not Equal).
+    - ``categories``: per category, the share judged as labelled and the share judged valid as labelled.
+    """
+    review = [(p, j) for p, j in zip(pairs, judgements) if p.category in REVIEW_CATEGORIES]
+    positives = [j.p_not_equal for p, j in review if p.not_equal]
+    negatives = [j.p_not_equal for p, j in review if not p.not_equal]
+    equal_kept = [not j.not_equal for p, j in review if p.category in ("surface", "paraphrase")]
+    additions_found = [j.not_equal for p, j in review if p.category in ADDITION_CATEGORIES]
+    hit_rate = float(np.mean([j.not_equal for p, j in review if p.not_equal]))
+    equal_rate = float(np.mean([not j.not_equal for p, j in review if not p.not_equal]))
+    flagged = [not j.valid for j in judgements]
+    invalid = [not p.valid for p in pairs]
+    true_flags = sum(f and i for f, i in zip(flagged, invalid))
+    categories = {}
+    for category in CATEGORIES:
+        rows = [(p, j) for p, j in zip(pairs, judgements) if p.category == category]
+        if rows:
+            categories[category] = {
+                "pairs": len(rows),
+                "label_accuracy": float(np.mean([p.not_equal == j.not_equal for p, j in rows])),
+                "validity_accuracy": float(np.mean([p.valid == j.valid for p, j in rows])),
+                "mean_p_not_equal": float(np.mean([j.p_not_equal for _, j in rows])),
+            }
+    return {
+        "pairs": len(pairs),
+        "review": {
+            "pairs": len(review),
+            "roc_auc": roc_auc(positives, negatives) if positives and negatives else float("nan"),
+            "balanced_accuracy": 0.5 * (hit_rate + equal_rate),
+            "surface_and_paraphrase_called_equal": float(np.mean(equal_kept)),
+            "additions_called_not_equal": float(np.mean(additions_found)),
+        },
+        "validity": {
+            "precision_invalid": true_flags / max(1, sum(flagged)),
+            "recall_invalid": true_flags / max(1, sum(invalid)),
+            "valid_kept": float(np.mean([j.valid for p, j in zip(pairs, judgements) if p.valid])),
+        },
+        "reward": {"accuracy": float(np.mean([p.rewarded == j.rewarded for p, j in zip(pairs, judgements)]))},
+        "categories": categories,
+    }

@@ -18,9 +18,10 @@ from teams_env.llm.base import (
     ChoiceScores,
     Completion,
     Conversation,
-    GenerationParams,
     LLMBackend,
+    Params,
     ScoringUnsupported,
+    per_request,
     split_prefill,
 )
 from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
@@ -105,20 +106,20 @@ class ScriptedBackend(LLMBackend):
     def model_id(self) -> str:
         return self._name
 
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
         time.sleep(self.delay)
         self.requests["generate"] += len(conversations)
         self.batches["generate"].append(len(conversations))
         out = []
-        for conversation in conversations:
+        for conversation, own in zip(conversations, per_request(params, len(conversations))):
             words = self.reply(conversation).split(" ")
-            cut = len(words) > params.max_new_tokens
-            text = " ".join(words[: params.max_new_tokens])
+            cut = len(words) > own.max_new_tokens
+            text = " ".join(words[: own.max_new_tokens])
             out.append(
                 Completion(
                     text,
                     _tokens(conversation),
-                    min(len(words), params.max_new_tokens),
+                    min(len(words), own.max_new_tokens),
                     "length" if cut else "stop",
                 )
             )

@@ -41,6 +41,20 @@ COMMANDS: tuple[Command, ...] = (
         "teams_env.rollout:run",
     ),
     Command(
+        "reviewer-bench",
+        "Measure a reviewer on labelled pairs: per-category accuracy, ROC AUC, validity, cost.",
+        "teams_rl.reviewer_commands:ReviewerBenchConfig",
+        "teams_rl.reviewer_commands:run_bench",
+        on_interrupt=CACHED,
+    ),
+    Command(
+        "train-reviewer",
+        "Fit a review head (P(Not Equal), P(valid)) on a reviewer model's hidden states of labelled pairs.",
+        "teams_rl.reviewer_commands:TrainReviewerConfig",
+        "teams_rl.reviewer_commands:run_train",
+        on_interrupt=CACHED,
+    ),
+    Command(
         "train",
         "Train the instructor policy with sb3-contrib TRPO (default) or another SB3 algorithm.",
         "agents.config:TrainConfig",

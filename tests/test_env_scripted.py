@@ -81,7 +81,9 @@ def test_leaked_prompt_words_cost_the_leak_penalty(scripted_env_kwargs):
     env.reset(seed=0, options={"instruction": INSTRUCTION})
     _, reward, _, _, info = env.step(0)
     assert info["leaked_phrase"] == "rewritten prompt"
-    assert reward == pytest.approx(0.5)
+    # Not a valid rewrite (no reward), and the penalty on top.
+    assert info["valid"] is False and info["invalid_reason"] == "leaked_prompt_words"
+    assert reward == pytest.approx(-0.5)
     assert not info["instruction"].startswith("#Rewritten Prompt#")  # the label itself is cleaned off
 
 

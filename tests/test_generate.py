@@ -24,6 +24,14 @@ ROW_KEYS = {
 }  # fmt: skip
 
 
+LONG_TAIL = (
+    " and then write a short poem about the moon rising over a quiet mountain lake at midnight, using "
+    "vivid images of silver water, pine trees, drifting mist, distant owls and cold stones, in three "
+    "stanzas with a gentle rhyme"
+)
+"""A rewrite's ending (under the expert's token limit, no repeated words) that outweighs any seed."""
+
+
 def config(tmp_path: Path, **overrides) -> GenerateConfig:
     options = {
         "out": str(tmp_path / "out"),
@@ -109,9 +117,10 @@ def test_each_elimination_rule_removes_its_items(tmp_path):
 def test_near_duplicates_are_dropped_and_logged(tmp_path):
     # Every rewrite of every seed ends with the same long text that outweighs the seed's few words
     # the expert's reply is made to begin with: only the first one survives.
-    tail = " and then write a short poem about the moon over a quiet lake" * 6
+    tail = LONG_TAIL
+    breadth_only = [f"{step}:breadth" for step in range(1, 7)]  # replies begin with one seed word only
     out = generate(
-        config(tmp_path, encoder="hashing", dedup_threshold=0.9),
+        config(tmp_path, encoder="hashing", dedup_threshold=0.9, force_actions=breadth_only),
         env_overrides={"expert": ScriptedBackend(reply=lambda conv: tail)},
     )
     kept = read_rows(out / "dataset.jsonl")
@@ -177,7 +186,7 @@ def test_resuming_with_another_number_of_envs_is_refused(tmp_path):
 
 
 def test_a_candidate_whose_answer_is_rejected_does_not_remove_its_duplicates(tmp_path):
-    tail = " and then write a short poem about the moon over a quiet lake" * 6  # every rewrite alike
+    tail = LONG_TAIL  # every rewrite alike
     asked: list[str] = []
 
     def responder_reply(conversation):
@@ -185,7 +194,7 @@ def test_a_candidate_whose_answer_is_rejected_does_not_remove_its_duplicates(tmp
         return "Sorry, I cannot do that." if len(asked) == 1 else scripted_reply(conversation)
 
     out = generate(
-        config(tmp_path, dedup_threshold=0.9),
+        config(tmp_path, dedup_threshold=0.9, force_actions=[f"{step}:breadth" for step in range(1, 7)]),
         env_overrides={"expert": ScriptedBackend(reply=lambda conv: tail)},
         responder=ScriptedBackend(reply=responder_reply),
     )
@@ -193,7 +202,7 @@ def test_a_candidate_whose_answer_is_rejected_does_not_remove_its_duplicates(tmp
     rejected = read_rows(out / "rejects.jsonl")
     sorry = [row for row in rejected if row["rule"] == "sorry_answer"]
     assert len(sorry) == 1 and len(kept) == 1  # the first twin's answer failed: the next one is kept
-    assert kept[0]["seed_id"] == sorry[0]["seed_id"] and kept[0]["step"] == sorry[0]["step"] + 1
+    assert (kept[0]["seed_id"], kept[0]["step"]) > (sorry[0]["seed_id"], sorry[0]["step"])  # the next twin
     duplicates = [row for row in rejected if row["rule"] == "near_duplicate"]
     assert duplicates and all(row["detail"] == f"similar to {kept[0]['id']}" for row in duplicates)
     assert len(asked) == 2  # duplicates were never answered

@@ -65,7 +65,10 @@ def biased_scorer(equal_log_odds: float, not_equal_log_odds: float):
 def test_auto_threshold_sits_between_the_anchor_groups():
     reviewer = Reviewer(LLMService(ScriptedBackend(score=biased_scorer(1.0, 2.0)), "reviewer"))
     verdicts = reviewer.judge(
-        [("Describe a river.", "Describe a river."), ("Describe a river.", "Describe a long river in Asia.")]
+        [
+            ("Explain a river.", "Please explain a river."),
+            ("Explain a river.", "Explain a long river in Asia."),
+        ]
     )
     equal_share = sum(
         1 for a, b in CALIBRATION_EQUAL if a.rstrip("!.") == b.rstrip("!.").replace("Please e", "E")
@@ -94,7 +97,7 @@ def test_generated_verdicts_when_the_backend_has_no_logprobs():
     replies = iter(["Not Equal", "equal", "I think so"])
     backend = ScriptedBackend(reply=lambda conv: next(replies), supports_scoring=False)
     reviewer = Reviewer(LLMService(backend, "reviewer"))
-    judgements = reviewer.judge([("a", "b"), ("a", "a"), ("a", "c")])
+    judgements = reviewer.judge([("a", "b"), ("a", "a b"), ("a", "c")])
     assert [(j.verdict, j.method, j.undecided) for j in judgements] == [
         (NOT_EQUAL, "generate", False),
         (EQUAL, "generate", False),

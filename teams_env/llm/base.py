@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
+
 Message = dict[str, str]
 """One chat message: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
@@ -22,6 +24,10 @@ class LLMError(RuntimeError):
 
 class ScoringUnsupported(LLMError):
     """The backend cannot score choices (e.g. a server that returns no log-probabilities)."""
+
+
+class StatesUnsupported(LLMError):
+    """The backend cannot show the model's hidden states (e.g. a chat server)."""
 
 
 class PartialBatchError(LLMError):
@@ -87,13 +93,32 @@ def split_prefill(conversation: Conversation) -> tuple[Conversation, str]:
     return conversation, ""
 
 
+Params = GenerationParams | Sequence[GenerationParams]
+"""One set of decoding parameters for a whole batch, or one per request."""
+
+
+def per_request(params: Params, count: int) -> list[GenerationParams]:
+    """``params`` as one :class:`GenerationParams` per request."""
+    if isinstance(params, GenerationParams):
+        return [params] * count
+    params = list(params)
+    if len(params) != count:
+        raise ValueError(f"{len(params)} sets of generation parameters for {count} requests")
+    return params
+
+
 def in_batches(
-    items: Sequence[Conversation], size: int, run: Callable[[Sequence[Conversation]], list[Completion]]
+    items: Sequence[Conversation],
+    params: Params,
+    size: int,
+    run: Callable[[Sequence[Conversation], list[GenerationParams]], list[Completion]],
 ) -> list[Completion]:
-    """``run`` over consecutive slices of at most ``size`` items, results in order."""
+    """``run`` over consecutive slices of at most ``size`` requests (with their parameters), results
+    in order."""
+    every = per_request(params, len(items))
     results: list[Completion] = []
     for start in range(0, len(items), size):
-        results.extend(run(items[start : start + size]))
+        results.extend(run(items[start : start + size], every[start : start + size]))
     return results
 
 
@@ -118,8 +143,9 @@ class LLMBackend(ABC):
         return f"{self.kind}:{self.model_id}"
 
     @abstractmethod
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
-        """Answer each conversation (one completion each, in order)."""
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
+        """Answer each conversation (one completion each, in order); ``params`` for all of them or
+        one per conversation (requests with different limits still share one batch)."""
 
     @abstractmethod
     def score_choices(
@@ -129,6 +155,15 @@ class LLMBackend(ABC):
 
         Raises :class:`ScoringUnsupported` where the backend cannot see log-probabilities.
         """
+
+    def last_hidden_states(self, conversations: Sequence[Conversation]) -> list[np.ndarray]:
+        """The model's final hidden state (after its last norm) at the last token of each rendered
+        conversation: where a conversation ends with an assistant message, the last token of that
+        reply, which is what a reward model reads. Local backends only.
+
+        Raises :class:`StatesUnsupported` where the backend cannot see hidden states.
+        """
+        raise StatesUnsupported(f"backend '{self.kind}' cannot show hidden states")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release model memory or connections."""

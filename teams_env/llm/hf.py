@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from teams_env.llm.base import (
     Conversation,
     GenerationParams,
     LLMBackend,
+    Params,
     in_batches,
+    per_request,
     split_prefill,
 )
 from teams_env.llm.identity import hf_model_id
@@ -95,18 +98,32 @@ class HFBackend(LLMBackend):
             mask[i, span] = 1
         return ids.to(self.model.device), mask.to(self.model.device)
 
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
+        every = per_request(params, len(conversations))
+        # One transformers call decodes with one sampling setup: requests that differ in more than
+        # their token limit and stops go in separate batches.
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(every):
+            groups.setdefault((p.temperature, p.top_p, p.repetition_penalty, p.seed), []).append(i)
+        results: dict[int, Completion] = {}
         with self._lock:
-            return in_batches(
-                conversations, self.max_batch, lambda batch: self._generate_batch(batch, params)
-            )
+            for indices in groups.values():
+                answers = in_batches(
+                    [conversations[i] for i in indices],
+                    [every[i] for i in indices],
+                    self.max_batch,
+                    self._generate_batch,
+                )
+                results.update(zip(indices, answers))
+        return [results[i] for i in range(len(conversations))]
 
     def _generate_batch(
-        self, conversations: Sequence[Conversation], params: GenerationParams
+        self, conversations: Sequence[Conversation], every: list[GenerationParams]
     ) -> list[Completion]:
         from transformers import LogitsProcessorList
 
         torch = self._torch
+        params = replace(every[0], max_new_tokens=max(p.max_new_tokens for p in every))
         prompts = [self._prompt_ids(c) for c in conversations]
         ids, mask = self._padded(prompts, side="left")
         sampling = params.temperature > 0
@@ -130,12 +147,14 @@ class HFBackend(LLMBackend):
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         completions = []
-        for prompt, row in zip(prompts, output[:, ids.shape[1] :].tolist()):
+        for prompt, row, own in zip(prompts, output[:, ids.shape[1] :].tolist(), every):
+            row = row[: own.max_new_tokens]
             length = next((i for i, t in enumerate(row) if t in stop_ids), len(row))
             text = self.tokenizer.decode(row[:length], skip_special_tokens=True)
-            for stop in params.stop:
+            stopped = any(stop in text for stop in own.stop)
+            for stop in own.stop:
                 text = text.split(stop, 1)[0]
-            finish = "stop" if length < len(row) or length < params.max_new_tokens else "length"
+            finish = "stop" if stopped or length < len(row) or length < own.max_new_tokens else "length"
             completions.append(Completion(text, len(prompt), length, finish))
         return completions
 
@@ -163,6 +182,26 @@ class HFBackend(LLMBackend):
                     picked = logprobs[row, positions, torch.tensor(targets)]
                     scores[i][k] = float(picked.sum())
         return [ChoiceScores(tuple(s), len(p)) for s, p in zip(scores, prompts)]
+
+    def last_hidden_states(self, conversations: Sequence[Conversation]) -> list[Any]:
+        torch = self._torch
+        states: list[Any] = []
+        with self._lock, torch.no_grad():
+            for start in range(0, len(conversations), self.max_batch):
+                rows = [self._prompt_ids(c) for c in conversations[start : start + self.max_batch]]
+                ids, mask = self._padded(rows, side="left")
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                output = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    output_hidden_states=True,
+                    logits_to_keep=1,
+                )
+                # The last entry is the final layer after the model's last norm; left padding puts
+                # every row's last token at the end.
+                states.extend(output.hidden_states[-1][:, -1].float().cpu().numpy())
+        return states
 
     def _last_logits(self, ids: Any, mask: Any, keep: int) -> Any:
         """Logits of the last ``keep`` positions of left-padded rows (positions counted from each

@@ -28,6 +28,7 @@ from teams_env.llm.base import (
     GenerationParams,
     LLMBackend,
     LLMError,
+    Params,
     in_batches,
     split_prefill,
 )
@@ -146,21 +147,19 @@ class LlamaCppBackend(LLMBackend):
         return self._model.tokenize(self.render(conversation).encode("utf-8"), add_bos=False, special=True)
 
     # -- generation ----------------------------------------------------------------------
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
         with self._lock:
-            return in_batches(
-                conversations, self.max_batch, lambda batch: self._generate_batch(batch, params)
-            )
+            return in_batches(conversations, params, self.max_batch, self._generate_batch)
 
     def _generate_batch(
-        self, conversations: Sequence[Conversation], params: GenerationParams
+        self, conversations: Sequence[Conversation], every: list[GenerationParams]
     ) -> list[Completion]:
         prompts = [self.tokenize_prompt(c) for c in conversations]
-        for prompt in prompts:
+        for prompt, params in zip(prompts, every):
             self._check_room(len(prompt) + params.max_new_tokens)
         slots = self._assign_slots(prompts)
         logits = self._prefill(slots, prompts)
-        rngs = [np.random.default_rng(params.request_seed(c)) for c in conversations]
+        rngs = [np.random.default_rng(params.request_seed(c)) for c, params in zip(conversations, every)]
         answers: list[list[int]] = [[] for _ in prompts]
         finish = ["length"] * len(prompts)
         active = list(range(len(prompts)))
@@ -168,6 +167,7 @@ class LlamaCppBackend(LLMBackend):
             entries: list[_Entry] = []
             still_active = []
             for i in active:
+                params = every[i]
                 token = choose_token(logits[i], answers[i], params, rngs[i])
                 if token in self._stop_tokens:
                     finish[i] = "stop"
@@ -190,7 +190,7 @@ class LlamaCppBackend(LLMBackend):
         completions = []
         for i, answer in enumerate(answers):
             text = self._model.detokenize(answer).decode("utf-8", errors="replace")
-            for stop in params.stop:
+            for stop in every[i].stop:
                 text = text.split(stop, 1)[0]
             completions.append(Completion(text, len(prompts[i]), len(answer), finish[i]))
         return completions
@@ -244,6 +244,22 @@ class LlamaCppBackend(LLMBackend):
                 self._truncate(slot, len(prompt))
         return [ChoiceScores(logprobs=tuple(s), prompt_tokens=len(p)) for s, p in zip(scores, prompts)]
 
+    # -- hidden states ---------------------------------------------------------------------
+    def last_hidden_states(self, conversations: Sequence[Conversation]) -> list[np.ndarray]:
+        results: list[np.ndarray] = []
+        with self._lock:
+            for start in range(0, len(conversations), self.max_batch):
+                prompts = [self.tokenize_prompt(c) for c in conversations[start : start + self.max_batch]]
+                for prompt in prompts:
+                    self._check_room(len(prompt))
+                slots = self._assign_slots(prompts)
+                self._llama_cpp.llama_set_embeddings(self._ctx.ctx, True)
+                try:
+                    results.extend(self._prefill(slots, prompts, output="embeddings"))
+                finally:
+                    self._llama_cpp.llama_set_embeddings(self._ctx.ctx, False)
+        return results
+
     # -- KV cache and decoding -----------------------------------------------------------
     def _check_room(self, needed: int) -> None:
         if needed > self.context_per_sequence:
@@ -276,8 +292,11 @@ class LlamaCppBackend(LLMBackend):
         self._llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1)
         del slot.tokens[keep:]
 
-    def _prefill(self, slots: list[_Slot], prompts: list[list[int]]) -> list[np.ndarray]:
-        """Bring each slot to its prompt, reusing cached prefixes; logits after each prompt.
+    def _prefill(
+        self, slots: list[_Slot], prompts: list[list[int]], output: str = "logits"
+    ) -> list[np.ndarray]:
+        """Bring each slot to its prompt, reusing cached prefixes; logits (or, with
+        ``output="embeddings"``, final hidden states) at the last token of each prompt.
 
         A prompt reuses the longest prefix found in any slot: its own, or another slot's, copied
         over (a copy costs far less than computing a few hundred prompt tokens). ``valid`` holds, per
@@ -304,7 +323,7 @@ class LlamaCppBackend(LLMBackend):
             entries += [
                 _Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(keep, len(prompt))
             ]
-        return self._decode(entries)
+        return self._decode(entries, output)
 
     def _copy_prefix(self, donor: _Slot, slot: _Slot, length: int) -> None:
         """The first ``length`` cached tokens of ``donor`` into ``slot``. Sequences live in separate
@@ -314,8 +333,14 @@ class LlamaCppBackend(LLMBackend):
         self._llama_cpp.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)
         self._llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, length, -1)
 
-    def _decode(self, entries: list[_Entry]) -> list[np.ndarray]:
-        """Run the entries through the model in chunks; logits rows for the flagged entries, in order."""
+    def _decode(self, entries: list[_Entry], output: str = "logits") -> list[np.ndarray]:
+        """Run the entries through the model in chunks; logits rows (or hidden states) for the
+        flagged entries, in order."""
+        read, width = (
+            (self._llama_cpp.llama_get_embeddings_ith, self._model.n_embd())
+            if output == "embeddings"
+            else (self._llama_cpp.llama_get_logits_ith, self._n_vocab)
+        )
         from llama_cpp import _internals
 
         rows: list[np.ndarray] = []
@@ -330,14 +355,15 @@ class LlamaCppBackend(LLMBackend):
                     raw.pos[j] = entry.pos
                     raw.n_seq_id[j] = 1
                     raw.seq_id[j][0] = entry.seq_id
-                    raw.logits[j] = entry.want_logits
+                    # With embeddings on llama.cpp outputs every token anyway (and warns if asked not to).
+                    raw.logits[j] = entry.want_logits or output == "embeddings"
                 code = self._llama_cpp.llama_decode(self._ctx.ctx, raw)
                 if code != 0:
                     raise LLMError(f"llama_decode failed with code {code} (context full?)")
                 for j, entry in enumerate(chunk):
                     if entry.want_logits:
-                        pointer = self._llama_cpp.llama_get_logits_ith(self._ctx.ctx, j)
-                        rows.append(np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).copy())
+                        pointer = read(self._ctx.ctx, j)
+                        rows.append(np.ctypeslib.as_array(pointer, shape=(width,)).copy())
         finally:
             batch.close()
         return rows

@@ -17,11 +17,12 @@ from teams_env.llm.base import (
     ChoiceScores,
     Completion,
     Conversation,
-    GenerationParams,
     LLMBackend,
     LLMError,
+    Params,
     PartialBatchError,
     ScoringUnsupported,
+    per_request,
 )
 
 Result = TypeVar("Result", Completion, ChoiceScores)
@@ -133,19 +134,19 @@ class OpenAIBackend(LLMBackend):
         ) from failures[0]
 
     # -- LLMBackend ----------------------------------------------------------------------
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
         bodies = []
-        for conversation in conversations:
+        for conversation, own in zip(conversations, per_request(params, len(conversations))):
             body: dict[str, Any] = {
                 "model": self._model,
                 "messages": conversation,
-                "max_tokens": params.max_new_tokens,
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "seed": params.request_seed(conversation),
+                "max_tokens": own.max_new_tokens,
+                "temperature": own.temperature,
+                "top_p": own.top_p,
+                "seed": own.request_seed(conversation),
             }
-            if params.stop:
-                body["stop"] = list(params.stop)
+            if own.stop:
+                body["stop"] = list(own.stop)
             bodies.append(body)
         return self._map(bodies, self._completion)
 

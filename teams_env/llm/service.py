@@ -6,8 +6,10 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
+
+import numpy as np
 
 from teams_env.accounting import QueryLedger, RoleUsage
 from teams_env.cache import ResponseCache, cache_key
@@ -15,14 +17,24 @@ from teams_env.llm.base import (
     ChoiceScores,
     Completion,
     Conversation,
-    GenerationParams,
     LLMBackend,
+    Params,
     PartialBatchError,
+    per_request,
 )
 
 logger = logging.getLogger(__name__)
 
-Result = TypeVar("Result", Completion, ChoiceScores)
+
+@dataclass(frozen=True)
+class _States:
+    """A hidden-state vector as the cache stores it."""
+
+    state: list[float]
+    prompt_tokens: int = 0
+
+
+Result = TypeVar("Result", Completion, ChoiceScores, _States)
 
 
 class LLMService:
@@ -44,13 +56,16 @@ class LLMService:
         self.ledger = ledger if ledger is not None else QueryLedger()
         self.cache = cache
 
-    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Completion]:
+    def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
+        every = per_request(params, len(conversations))
         keys = [
-            cache_key(kind="generate", backend=self.backend.identity, messages=c, params=params.as_dict())
-            for c in conversations
+            cache_key(kind="generate", backend=self.backend.identity, messages=c, params=p.as_dict())
+            for c, p in zip(conversations, every)
         ]
         return self._through_cache(
-            keys, lambda todo: self.backend.generate([conversations[i] for i in todo], params), Completion
+            keys,
+            lambda todo: self.backend.generate([conversations[i] for i in todo], [every[i] for i in todo]),
+            Completion,
         )
 
     def score_choices(
@@ -65,6 +80,18 @@ class LLMService:
             lambda todo: self.backend.score_choices([conversations[i] for i in todo], choices),
             _scores_from_dict,
         )
+
+    def last_hidden_states(self, conversations: Sequence[Conversation]) -> list[np.ndarray]:
+        keys = [cache_key(kind="states", backend=self.backend.identity, messages=c) for c in conversations]
+        found = self._through_cache(
+            keys,
+            lambda todo: [
+                _States(state.astype(np.float32).tolist(), 0)
+                for state in self.backend.last_hidden_states([conversations[i] for i in todo])
+            ],
+            _States,
+        )
+        return [np.asarray(item.state, dtype=np.float32) for item in found]
 
     def _through_cache(
         self,

@@ -1,0 +1,219 @@
+"""``teams-rl reviewer-bench`` measures a reviewer on labelled pairs before its verdicts become
+rewards; ``teams-rl train-reviewer`` fits a review head for a reviewer model on labelled pairs (the
+bundled benchmark's training split, or your own domain's pairs in the same format)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from teams_env.configuration import option
+
+BATCH = 16
+
+
+@dataclass
+class ReviewerOptions:
+    reviewer: str = option("llamacpp", "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?...")
+    bench: str = option("bundled", "labelled pairs: bundled (the reviewer benchmark) or a JSONL file")
+    cache: str = option("auto", "LLM cache: auto, a file path, or none")
+
+    def pairs(self, splits: list[str]) -> list[Any]:
+        from teams_env.reviewer_bench import BUNDLED_BENCH, load_pairs
+
+        return load_pairs(BUNDLED_BENCH if self.bench == "bundled" else self.bench, splits=splits)
+
+    def service(self) -> Any:
+        from teams_env.cache import open_cache
+        from teams_env.llm.registry import shared_backend
+        from teams_env.llm.service import LLMService
+
+        return LLMService(
+            shared_backend(self.reviewer),
+            "reviewer",
+            cache=open_cache(None if self.cache == "none" else self.cache),
+        )
+
+
+@dataclass
+class ReviewerBenchConfig(ReviewerOptions):
+    review_method: str = option("auto", "auto, head, likelihood, generate, or embedding (no LLM)")
+    reviewer_head: str = option("bundled", "review head file, or bundled")
+    reviewer_threshold: str = option("auto", "P(Not Equal) from which a pair is called Not Equal, or auto")
+    encoder: str = option("default", "sentence encoder (for the embedding judge)")
+    split: str = option("test", "pairs to judge: test (never trained or calibrated on), train, or all")
+    out: str = option("", "write OUT.json and OUT.md (results with the command, date and machine)")
+
+    def validate(self) -> None:
+        if self.split not in ("test", "train", "all"):
+            raise ValueError(f"split must be test, train or all, got '{self.split}'")
+
+
+@dataclass
+class TrainReviewerConfig(ReviewerOptions):
+    split: str = option("train", "pairs to train on: train, test or all (the bundled test split is held out)")
+    l2: float = option(10.0, "L2 penalty of the logistic heads (chosen on the benchmark's training split)")
+    folds: int = option(5, "cross-validation folds (grouped by base instruction) that set the thresholds")
+    out: str = option("review_head.json", "where to write the head (JSON)")
+
+    def validate(self) -> None:
+        if self.split not in ("test", "train", "all"):
+            raise ValueError(f"split must be test, train or all, got '{self.split}'")
+        if self.l2 <= 0 or self.folds < 2:
+            raise ValueError("l2 must be positive and folds at least 2")
+
+
+def _splits(split: str) -> list[str]:
+    return ["train", "test"] if split == "all" else [split]
+
+
+def _command() -> str:
+    return "teams-rl " + shlex.join(sys.argv[1:])
+
+
+def run_bench(config: ReviewerBenchConfig) -> int:
+    from teams_env.encoder import shared_encoder
+    from teams_env.reviewer import Reviewer
+    from teams_env.reviewer_bench import evaluate_judgements
+    from teams_env.system_info import machine
+
+    pairs = config.pairs(_splits(config.split))
+    threshold: float | str = config.reviewer_threshold
+    if threshold != "auto":
+        threshold = float(threshold)
+    method = config.review_method
+    service = config.service() if method != "embedding" else None
+    encoder = shared_encoder(config.encoder) if method == "embedding" else None
+    reviewer = Reviewer(
+        service if service is not None else _no_llm(),
+        method=method,  # type: ignore[arg-type]
+        threshold=threshold,
+        head=config.reviewer_head,
+        encoder=encoder,
+    )
+    if reviewer.method in ("auto", "likelihood"):
+        reviewer.calibrated_threshold()  # its anchor queries are not the benchmark's cost
+
+    def requests() -> int:  # answered by the model or by the cache alike
+        usage = service.ledger.total() if service is not None else None
+        return usage.queries + usage.cache_hits if usage is not None else 0
+
+    calls_before = requests()
+    judgements = []
+    start = time.perf_counter()
+    for first in tqdm(range(0, len(pairs), BATCH), desc="reviewer-bench", unit="batch"):
+        batch = pairs[first : first + BATCH]
+        judgements += reviewer.judge([(p.before, p.after) for p in batch])
+    seconds = time.perf_counter() - start
+    report = evaluate_judgements(pairs, judgements)
+    calls = requests() - calls_before
+    report["cost"] = {
+        "llm_calls_per_judgement": calls / len(pairs),
+        "seconds_per_judgement": seconds / len(pairs),
+        "cache_hits": service.ledger.total().cache_hits if service is not None else 0,
+    }
+    report["reviewer"] = {
+        "backend": config.reviewer if method != "embedding" else "none",
+        "method": reviewer.method,
+        "threshold": reviewer.decision_threshold,
+        "bench": config.bench,
+        "split": config.split,
+    }
+    table = format_report(report)
+    print(table)
+    if config.out:
+        record = {
+            "command": _command(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "machine": machine(),
+            **report,
+        }
+        target = Path(config.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        target.with_suffix(".md").write_text(f"`{record['command']}`\n\n{table}\n", encoding="utf-8")
+        print(f"wrote {target.with_suffix('.json')} and {target.with_suffix('.md')}")
+    return 0
+
+
+def _no_llm() -> Any:
+    """A service for the embedding judge, which never calls it."""
+    from teams_env.llm.service import LLMService
+    from teams_env.scripted import ScriptedBackend
+
+    return LLMService(ScriptedBackend(), "reviewer")
+
+
+def format_report(report: dict[str, Any]) -> str:
+    review, validity = report["review"], report["validity"]
+    reviewer = report["reviewer"]
+    lines = [
+        f"reviewer {reviewer['backend']} ({reviewer['method']}, threshold {reviewer['threshold']}), "
+        f"{report['pairs']} pairs of split '{reviewer['split']}'",
+        "",
+        "| category | pairs | label accuracy | validity accuracy | mean P(Not Equal) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, row in report["categories"].items():
+        lines.append(
+            f"| {name} | {row['pairs']} | {row['label_accuracy']:.2f} | {row['validity_accuracy']:.2f} | "
+            f"{row['mean_p_not_equal']:.2f} |"
+        )
+    cost = report["cost"]
+    lines += [
+        "",
+        f"- Equal vs Not Equal ({review['pairs']} pairs): ROC AUC {review['roc_auc']:.3f}, balanced "
+        f"accuracy {review['balanced_accuracy']:.3f}; surface edits and paraphrases called Equal "
+        f"{review['surface_and_paraphrase_called_equal']:.0%}, real additions called Not Equal "
+        f"{review['additions_called_not_equal']:.0%}",
+        f"- validity: invalid rewrites caught with precision {validity['precision_invalid']:.2f}, recall "
+        f"{validity['recall_invalid']:.2f}; valid rewrites kept {validity['valid_kept']:.0%}",
+        f"- reward (valid and Not Equal) matches the label for {report['reward']['accuracy']:.0%} of pairs",
+        f"- cost: {cost['llm_calls_per_judgement']:.2f} LLM calls and {cost['seconds_per_judgement']:.3f} s "
+        "per judgement",
+    ]
+    return "\n".join(lines)
+
+
+def run_train(config: TrainReviewerConfig) -> int:
+    from teams_env.review_head import head_conversation, train_review_head
+    from teams_env.reviewer_bench import REVIEW_CATEGORIES
+    from teams_env.validity import rule_violation
+
+    # Pairs the validity rules already decide (copies, loops, ...) never reach the head: training on
+    # them would teach it that a near-copy, such as a surface edit, is invalid.
+    pairs = [p for p in config.pairs(_splits(config.split)) if rule_violation(p.before, p.after) is None]
+    service = config.service()
+    states: list[np.ndarray] = []
+    for first in tqdm(range(0, len(pairs), BATCH), desc="hidden states", unit="batch"):
+        batch = pairs[first : first + BATCH]
+        states += service.last_hidden_states([head_conversation(p.before, p.after) for p in batch])
+    head = train_review_head(
+        np.asarray(states),
+        np.array([p.not_equal for p in pairs]),
+        np.array([p.valid for p in pairs]),
+        np.array([p.category in REVIEW_CATEGORIES for p in pairs]),
+        np.array([p.base for p in pairs]),
+        model_id=service.backend.model_id,
+        l2=config.l2,
+        folds=config.folds,
+    )
+    head.training.update(
+        {"bench": config.bench, "split": config.split, "pairs": len(pairs), "command": _command()}
+    )
+    head.save(config.out)
+    training = head.training
+    print(
+        f"wrote {config.out}: Not Equal head cross-validated AUC {training['not_equal']['cv_auc']:.3f} "
+        f"(threshold {head.not_equal.threshold:.3f}), validity head {training['valid']['cv_auc']:.3f} "
+        f"(threshold {head.valid.threshold:.3f}), {len(pairs)} pairs"
+    )
+    return 0

@@ -1,0 +1,204 @@
+"""The reviewer benchmark: its file, its loader's errors, the metrics, the review head, the validity
+rules; and, with the real embedded model, the shipped head on a fixed part of the held-out split."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+
+from teams_env.review_head import (
+    ReviewHead,
+    balanced_threshold,
+    fit_logistic,
+    head_conversation,
+    train_review_head,
+)
+from teams_env.reviewer import EQUAL, NOT_EQUAL, Judgement
+from teams_env.reviewer_bench import (
+    ADDITION_CATEGORIES,
+    CATEGORIES,
+    EQUAL_CATEGORIES,
+    INVALID_CATEGORIES,
+    REVIEW_CATEGORIES,
+    BenchFileError,
+    evaluate_judgements,
+    load_pairs,
+)
+from teams_env.roc import roc_auc
+from teams_env.validity import InvalidReason, repeated_share, rule_violation
+from teams_rl.cli import main
+
+PAIRS = load_pairs()
+
+
+def test_the_bundled_benchmark_covers_every_category_in_both_splits():
+    assert len(PAIRS) >= 400
+    for split in ("train", "test"):
+        counts = Counter(p.category for p in PAIRS if p.split == split)
+        assert set(counts) == set(CATEGORIES), split
+    by_base = defaultdict(set)
+    for pair in PAIRS:
+        by_base[pair.base].add(pair.category)
+    for base, categories in by_base.items():
+        assert set(REVIEW_CATEGORIES) - {"copy"} <= categories, base
+        assert len({p.split for p in PAIRS if p.base == base}) == 1, f"{base} spans two splits"
+
+
+def test_labels_follow_the_categories():
+    for pair in PAIRS:
+        assert pair.before.strip() and pair.after.strip()
+        if pair.category in EQUAL_CATEGORIES:
+            assert pair.label == EQUAL, pair.id
+        else:
+            assert pair.label == NOT_EQUAL, pair.id
+        assert pair.valid is (pair.category not in (*INVALID_CATEGORIES, "copy")), pair.id
+        assert (pair.before == pair.after) is (pair.category == "copy"), pair.id
+
+
+def test_length_alone_cannot_pass_the_benchmark():
+    # Verbose paraphrases against terse constraints, same-length concretizing and topic changes:
+    # a judge that reads word-count gain does no better than a coin here.
+    def gain(pair):
+        return len(pair.after.split()) - len(pair.before.split())
+
+    equal = [gain(p) for p in PAIRS if p.category == "paraphrase"]
+    added = [gain(p) for p in PAIRS if p.category in ("add_constraint", "concretize", "breadth")]
+    assert roc_auc(added, equal) < 0.6
+
+
+def write_lines(tmp_path, records):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n")
+    return path
+
+
+GOOD = {
+    "id": "x-1",
+    "base": "x",
+    "split": "test",
+    "category": "surface",
+    "before": "Explain rain.",
+    "after": "Please explain rain.",
+    "label": "Equal",
+    "valid": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({**GOOD, "label": "Same"}, r"pairs.jsonl:2: unknown label 'Same'"),
+        ({k: v for k, v in GOOD.items() if k != "after"}, r"pairs.jsonl:2: missing field 'after'"),
+        ({**GOOD, "category": "poem"}, r"pairs.jsonl:2: unknown category 'poem'"),
+        ({**GOOD, "valid": "yes"}, r"pairs.jsonl:2: field 'valid' must be true or false"),
+        ("{not json", r"pairs.jsonl:2: not valid JSON"),
+        (GOOD, r"pairs.jsonl:2: duplicate id 'x-1'"),
+    ],
+)
+def test_bad_benchmark_lines_are_one_line_errors(tmp_path, record, message):
+    path = write_lines(tmp_path, [GOOD, record])
+    with pytest.raises(BenchFileError, match=message):
+        load_pairs(path)
+
+
+def test_reviewer_bench_command_reports_bad_input_in_one_line(tmp_path, capsys):
+    assert main(["reviewer-bench", "--bench", str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl: benchmark file not found" in capsys.readouterr().err
+    path = write_lines(tmp_path, [{**GOOD, "label": "Same"}])
+    assert main(["reviewer-bench", "--bench", str(path), "--review-method", "embedding"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "unknown label 'Same'" in error
+
+
+def test_metrics_of_a_perfect_and_a_backwards_judge():
+    def judgement(pair, right: bool):
+        says_not_equal = pair.not_equal == right
+        return Judgement(
+            NOT_EQUAL if says_not_equal else EQUAL,
+            1.0 if says_not_equal else 0.0,
+            "head",
+            invalid_reason=None if pair.valid == right else InvalidReason.NOT_AN_INSTRUCTION.value,
+        )
+
+    perfect = evaluate_judgements(PAIRS, [judgement(p, True) for p in PAIRS])
+    backwards = evaluate_judgements(PAIRS, [judgement(p, False) for p in PAIRS])
+    assert perfect["review"]["roc_auc"] == 1.0 and backwards["review"]["roc_auc"] == 0.0
+    assert perfect["reward"]["accuracy"] == 1.0 and backwards["review"]["balanced_accuracy"] == 0.0
+    assert perfect["validity"]["precision_invalid"] == perfect["validity"]["recall_invalid"] == 1.0
+    assert all(row["label_accuracy"] == 1.0 for row in perfect["categories"].values())
+
+
+def test_logistic_heads_learn_a_separable_problem_and_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(120, 8))
+    not_equal = states[:, 0] > 0
+    valid = states[:, 1] > -0.5
+    groups = np.arange(120) // 4
+    head = train_review_head(
+        states, not_equal, valid, np.ones(120, bool), groups, model_id="m", l2=1.0, folds=4
+    )
+    assert head.training["not_equal"]["cv_auc"] > 0.95 and head.training["valid"]["cv_auc"] > 0.95
+    head.save(tmp_path / "head.json")
+    loaded = ReviewHead.load(tmp_path / "head.json")
+    p_ne, p_valid = loaded.predict(states)
+    assert roc_auc(p_ne[not_equal], p_ne[~not_equal]) > 0.99
+    assert np.allclose(p_valid, head.predict(states)[1], atol=1e-5)
+    with pytest.raises(ValueError, match="hidden states of size 8"):
+        loaded.predict(states[:, :4])
+
+
+def test_fit_and_threshold_helpers():
+    x = np.array([[-2.0], [-1.0], [1.0], [2.0]])
+    weights = fit_logistic(x, np.array([0, 0, 1, 1]), l2=0.1)
+    assert weights[0] > 0
+    assert balanced_threshold(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == pytest.approx(0.5)
+
+
+def test_validity_rules():
+    assert rule_violation("Explain rain.", "   ") is InvalidReason.EMPTY
+    assert rule_violation("Explain rain.", "explain RAIN") is InvalidReason.COPY
+    assert rule_violation("Explain rain.", "Explain rain and snow.", cut_off=True) is InvalidReason.CUT_OFF
+    loop = "the recipe the recipe the recipe the recipe the recipe the recipe"
+    assert repeated_share(loop) > 0.5 and rule_violation("Cook rice.", loop) is InvalidReason.REPETITIVE
+    leaked = "Rewritten prompt: cook rice in a pan."
+    assert rule_violation("Cook rice.", leaked) is InvalidReason.LEAKED_PROMPT_WORDS
+    assert rule_violation("Cook rice.", "Cook brown rice in a pan without a lid.") is None
+    for pair in PAIRS:
+        if pair.category == "copy":
+            assert rule_violation(pair.before, pair.after) is InvalidReason.COPY
+
+
+def test_the_head_is_refused_for_another_model(tmp_path):
+    from teams_env.llm.service import LLMService
+    from teams_env.reviewer import Reviewer
+    from teams_env.scripted import ScriptedBackend
+
+    service = LLMService(ScriptedBackend(), "reviewer")
+    with pytest.raises(ValueError, match="review head cannot judge for this reviewer: it was trained on"):
+        Reviewer(service, method="head")
+    assert Reviewer(service, method="auto").method == "auto"  # falls back to label likelihood
+
+
+@pytest.mark.slow
+def test_the_shipped_head_passes_a_fixed_part_of_the_held_out_split():
+    """With the real embedded model: the default reviewer on 6 held-out pairs per category."""
+    from teams_env.llm.registry import shared_backend
+    from teams_env.llm.service import LLMService
+    from teams_env.reviewer import Reviewer
+
+    held_out = [p for p in PAIRS if p.split == "test"]
+    subset = [p for c in CATEGORIES for p in [q for q in held_out if q.category == c][:6]]
+    reviewer = Reviewer(LLMService(shared_backend("llamacpp"), "reviewer"))
+    assert reviewer.method == "head"
+    report = evaluate_judgements(subset, reviewer.judge([(p.before, p.after) for p in subset]))
+    assert report["review"]["roc_auc"] >= 0.85
+    assert report["review"]["surface_and_paraphrase_called_equal"] >= 0.75
+    assert report["review"]["additions_called_not_equal"] >= 0.75
+    for category in (*ADDITION_CATEGORIES, "paraphrase", "answer", "garbled", "copy"):
+        assert report["categories"][category]["validity_accuracy"] >= 0.5, category
+    assert reviewer.service.ledger.total().queries <= len(subset)
+    states = reviewer.service.last_hidden_states([head_conversation(subset[0].before, subset[0].after)] * 2)
+    assert np.array_equal(states[0], states[1])
