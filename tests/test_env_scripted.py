@@ -157,3 +157,20 @@ def test_gym_make_passes_arguments(scripted_env_kwargs):
     env.reset(seed=0)
     env.step(0)
     assert env.step(1)[2] is True
+
+
+def test_an_invalid_rewrite_earns_nothing_and_says_why(scripted_env_kwargs):
+    looping = ScriptedBackend(
+        reply=lambda conv: " the recipe" * 20  # a loop that outweighs the instruction
+    )
+    env = TeaMsInstructEnv(
+        **scripted_env_kwargs(expert=looping, action_type="discrete", reviewer_threshold=0.5)
+    )
+    env.reset(seed=0, options={"instruction": INSTRUCTION})
+    _, reward, _, _, info = env.step(1)
+    assert reward == 0.0 and info["valid"] is False and info["invalid_reason"] == "repetitive"
+    assert info["review_method"] == "rule" and info["queries"]["reviewer"] == 0  # no model asked
+    good = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete", reviewer_threshold=0.5))
+    good.reset(seed=0, options={"instruction": INSTRUCTION})
+    _, reward, _, _, info = good.step(1)
+    assert reward == 1.0 and info["valid"] is True and info["invalid_reason"] is None

@@ -305,3 +305,14 @@ def test_end_to_end_on_the_embedded_model(tmp_path):
         assert row["expert"] == row["reviewer"] == row["responder"]
         assert row["expert"].startswith("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@")  # name and content hash
         assert row["policy"] == "uniform"
+
+
+def test_invalid_rewrites_are_eliminated_by_rule_5(tmp_path):
+    loop = " the recipe" * 20  # a loop that outweighs any seed, under every token limit
+    out = generate(config(tmp_path), env_overrides={"expert": ScriptedBackend(reply=lambda conv: loop)})
+    rejected = read_rows(out / "rejects.jsonl")
+    assert not read_rows(out / "dataset.jsonl")
+    assert rejected and all(row["rule"] == "invalid_instruction" for row in rejected)
+    assert {row["detail"] for row in rejected} == {"repetitive"}
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["rejected_by_rule"] == {"invalid_instruction": len(rejected)}

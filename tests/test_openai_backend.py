@@ -122,6 +122,20 @@ def test_first_token_scores_and_missing_logprobs():
         backend_for(fake).score_choices([CHAT], LABELS)
 
 
+def test_a_reply_that_names_neither_label_earns_nothing():
+    # "N" and "E" start the labels but are not their tokens; "The" is neither: no judgement, no reward.
+    top = [
+        {"token": "N", "logprob": -0.2},
+        {"token": "E", "logprob": -1.0},
+        {"token": "The", "logprob": -3.0},
+    ]
+    with serve(FakeOpenAI([], logprobs=top)) as fake:
+        scores = backend_for(fake).score_choices([CHAT], LABELS)[0]
+        judgement = Reviewer(LLMService(backend_for(fake), "reviewer"), threshold=0.5).judge([("a", "b")])[0]
+    assert scores.details["undecided"] is True
+    assert judgement.undecided and judgement.verdict == "Equal" and not judgement.rewarded
+
+
 def test_reviewer_falls_back_to_generated_verdicts():
     with serve(FakeOpenAI([], answer="Not Equal")) as fake:
         reviewer = Reviewer(LLMService(backend_for(fake), "reviewer"))
