@@ -77,10 +77,18 @@ class RewriteEngine:
     def action_params(self, action: int) -> GenerationParams:
         """The expert's decoding for ``action``: its own token limit (capped by the env's) and stops."""
         spec = ACTIONS[action]
-        return replace(
+        params = replace(
             self.params,
             max_new_tokens=min(self.params.max_new_tokens, spec.max_new_tokens),
             stop=tuple(dict.fromkeys(self.params.stop + spec.stop)),
+        )
+        if self.params.temperature > 0:  # the env asked for sampling: its settings rule
+            return params
+        return replace(
+            params,
+            temperature=spec.temperature,
+            top_p=spec.top_p,
+            repetition_penalty=spec.repetition_penalty,
         )
 
     def judge(self, pairs: Sequence[tuple[str, Rewrite]]) -> list[Judgement]:

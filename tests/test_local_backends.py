@@ -70,7 +70,9 @@ def test_llamacpp_scores_choices_and_reuses_prefixes(llama, monkeypatch):
     decoded: list[int] = []  # tokens per decode call ("Yes" and "No" are one token: prefill only)
     copy_prefix, decode = cold._copy_prefix, cold._decode
     monkeypatch.setattr(cold, "_copy_prefix", lambda *args: copies.append(args[2]) or copy_prefix(*args))
-    monkeypatch.setattr(cold, "_decode", lambda entries: decoded.append(len(entries)) or decode(entries))
+    monkeypatch.setattr(
+        cold, "_decode", lambda entries, *rest: decoded.append(len(entries)) or decode(entries, *rest)
+    )
     length = len(cold.tokenize_prompt(QUESTION))
     assert length - 1 >= MIN_SHARED_COPY  # long enough to be worth a copy
     alone = cold.score_choices([QUESTION], ["Yes", "No"])[0]
