@@ -30,7 +30,10 @@ def test_an_episode_rewrites_the_instruction(tmp_path):
     changed = [info for info in infos if info["rewrite_failure"] is None]
     assert len(changed) >= 3
     assert all(info["instruction"] != info["previous_instruction"] for info in changed)
-    assert all(info["review_method"] == "likelihood" for info in changed)
+    # The default reviewer is the review head (one forward pass), or a rule that needs no model.
+    assert all(info["review_method"] in ("head", "rule") for info in changed)
+    assert any(info["review_method"] == "head" for info in changed)
+    assert all((info["p_valid"] is None) == (info["review_method"] == "rule") for info in changed)
     assert env.ledger.usage("expert").queries == 6
 
 
