@@ -246,3 +246,14 @@ def test_without_its_key_variable_the_backend_sends_no_key(monkeypatch):
     assert completion.text == "A fine answer."
     assert "authorization" not in {name.lower() for name in fake.headers[0]}
     assert "sk-meant-for-another-server" not in str(fake.headers)
+
+
+def test_prefilled_replies_are_continued_on_vllm_only_when_asked():
+    prefilled = [*CHAT, {"role": "assistant", "content": "Write a poem"}]
+    with serve(FakeOpenAI([])) as fake:
+        backend_for(fake).generate([prefilled], GenerationParams())
+        backend_for(fake, continue_final_message=True).generate([prefilled, CHAT], GenerationParams())
+    plain, continued, unprefilled = fake.requests
+    assert "continue_final_message" not in plain
+    assert continued["continue_final_message"] is True and continued["add_generation_prompt"] is False
+    assert "continue_final_message" not in unprefilled

@@ -50,7 +50,12 @@ class OpenAIBackend(LLMBackend):
         backoff: float = 0.5,
         max_backoff: float = 30.0,
         top_logprobs: int = 20,
+        continue_final_message: bool = False,
     ) -> None:
+        """``continue_final_message``: send vLLM's flags that make a conversation ending with an
+        assistant message (the expert's prefilled reply) be continued rather than answered anew.
+        Other servers either continue such a message by themselves (llama.cpp) or write a whole new
+        reply, which the rewrite engine recognises because it repeats the prefilled beginning."""
         if not model:
             raise ValueError("the openai backend needs a model name, e.g. 'openai:gpt-4o-mini'")
         self._model = model
@@ -60,6 +65,7 @@ class OpenAIBackend(LLMBackend):
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.top_logprobs = top_logprobs
+        self.continue_final_message = continue_final_message
         headers = {"Content-Type": "application/json"}
         api_key = os.environ.get(api_key_env)
         if api_key:
@@ -145,6 +151,9 @@ class OpenAIBackend(LLMBackend):
                 "top_p": own.top_p,
                 "seed": own.request_seed(conversation),
             }
+            if self.continue_final_message and conversation[-1]["role"] == "assistant":
+                body["continue_final_message"] = True
+                body["add_generation_prompt"] = False
             if own.stop:
                 body["stop"] = list(own.stop)
             bodies.append(body)
