@@ -216,7 +216,14 @@ class Reviewer:
             return loaded
         if required:
             raise ValueError(f"review head cannot judge for this reviewer: {problem}")
-        logger.info("review head not used (%s); judging by label likelihood", problem)
+        # Another model is the normal case for a user's own reviewer; the same file name with other
+        # weights (or another prompt) means the head went stale, which the user should hear about.
+        same_name = loaded.model_id.split("@")[0] == self.service.backend.model_id.split("@")[0]
+        logger.log(
+            logging.WARNING if same_name else logging.INFO,
+            "review head not used (%s); judging by label likelihood",
+            problem,
+        )
         return None
 
     def judge(

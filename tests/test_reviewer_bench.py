@@ -202,3 +202,19 @@ def test_the_shipped_head_passes_a_fixed_part_of_the_held_out_split():
     assert reviewer.service.ledger.total().queries <= len(subset)
     states = reviewer.service.last_hidden_states([head_conversation(subset[0].before, subset[0].after)] * 2)
     assert np.array_equal(states[0], states[1])
+
+
+def test_a_stale_head_for_the_same_model_file_warns(caplog):
+    import dataclasses
+    import logging
+
+    from teams_env.llm.service import LLMService
+    from teams_env.reviewer import Reviewer
+    from teams_env.scripted import ScriptedBackend
+
+    backend = ScriptedBackend()
+    stale = dataclasses.replace(ReviewHead.load(), model_id=f"{backend.model_id}@0123456789abcdef")
+    with caplog.at_level(logging.INFO, logger="teams_env.reviewer"):
+        assert Reviewer(LLMService(backend, "reviewer"), head=stale).method == "auto"
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "review head not used" in caplog.text
