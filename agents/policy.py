@@ -14,6 +14,10 @@ returning ``(actions, state)``; it must accept a batch of observations from a Ve
   (see :mod:`agents.baselines`);
 - ``package.module:Class`` or ``path/to/file.py:Class``: a custom agent class, called as
   ``Class(env, seed)``.
+
+A run of the continuous environment saves its action codec (``action_codec.json``); loading the run
+makes the environment decode with it (:func:`use_saved_codec`), so the checkpoint picks the same
+actions on any machine, whatever signs this machine's SVD gave the action axes.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.algorithms import ALGORITHMS, get_algorithm
-from agents.baselines import BASELINE_NAMES, is_baseline, make_baseline
+from agents.baselines import BASELINE_NAMES, env_codec, is_baseline, make_baseline
 from agents.run_dir import RunDir, run_dir_of
+from teams_env.action_space import ActionCodec
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,68 @@ def saved_env_kwargs(spec: str) -> dict[str, Any] | None:
     return found[2].read_env_kwargs()
 
 
+def saved_codec(spec: str) -> ActionCodec | None:
+    """The action codec a run was trained with; None for baselines, custom agents, runs of the
+    discrete environment (or older than saved codecs) and checkpoints outside a run directory."""
+    if is_baseline(spec):
+        return None
+    found = _checkpoint(spec)
+    if found is None or found[2] is None or not found[2].codec_file.is_file():
+        return None
+    return ActionCodec.load(found[2].codec_file)
+
+
+def install_codec(env: gym.Env | VecEnv, codec: ActionCodec, source: str = "the run") -> None:
+    """Make ``env`` (every sub-environment of a VecEnv) decode actions with ``codec``."""
+    current = env_codec(env)
+    if current is None:
+        raise ValueError(
+            f"{source}: has a continuous action codec, but this environment has discrete actions"
+        )
+    if current.dim != codec.dim:
+        raise ValueError(
+            f"{source}: its action codec has {codec.dim} dimensions, this environment's action space {current.dim}"
+        )
+    if not current.same_as(codec):
+        difference = float(np.max(np.abs(current.prototypes - codec.prototypes)))
+        logger.info(
+            "%s: decoding actions with its saved action codec (this environment's own differs by up to %.3g)",
+            source,
+            difference,
+        )
+    if isinstance(env, VecEnv):
+        env.set_attr("codec", codec)
+    else:
+        env.unwrapped.codec = codec  # type: ignore[attr-defined]
+    installed = env_codec(env)
+    if installed is None or not installed.same_as(codec):
+        raise ValueError(f"{source}: cannot set the action codec of {type(env).__name__}")
+
+
+def use_saved_codec(run: RunDir, env: gym.Env | VecEnv) -> ActionCodec | None:
+    """Install ``run``'s saved action codec in ``env``; the codec, or None when the run has none."""
+    if not run.codec_file.is_file():
+        if env_codec(env) is not None:
+            logger.warning(
+                "%s: no saved action codec (a run from an older version); decoding with this "
+                "environment's, which may differ from the one it was trained with",
+                run.path,
+            )
+        return None
+    codec = ActionCodec.load(run.codec_file)
+    install_codec(env, codec, str(run.path))
+    return codec
+
+
+def keep_run_codec(run: RunDir, env: VecEnv) -> None:
+    """For training: a new run saves the environment's action codec; a resumed one decodes with its
+    saved codec (a run older than saved codecs gets this environment's)."""
+    if run.codec_file.is_file():
+        use_saved_codec(run, env)
+    elif (codec := env_codec(env)) is not None:
+        codec.save(run.codec_file)
+
+
 def load_model(algo: str, model_file: Path, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:
     """An SB3 checkpoint, with a warning about pickles; a damaged file is one error naming it."""
     logger.warning(
@@ -102,7 +169,7 @@ def load_model(algo: str, model_file: Path, env: VecEnv | None = None, device: s
         ) from error
 
 
-def _load_policy(model_file: Path, algo: str, env: gym.Env | VecEnv, seed: int) -> Agent:
+def _load_policy(model_file: Path, algo: str, run: RunDir | None, env: gym.Env | VecEnv, seed: int) -> Agent:
     model = load_model(algo, model_file)
     for name in ("observation_space", "action_space"):
         trained, given = getattr(model, name), getattr(env, name)
@@ -111,6 +178,8 @@ def _load_policy(model_file: Path, algo: str, env: gym.Env | VecEnv, seed: int) 
                 f"{model_file}: the policy was trained with {name.replace('_', ' ')} {trained}, but this "
                 f"environment has {given}; build it with saved_env_kwargs() of the run"
             )
+    if run is not None:
+        use_saved_codec(run, env)
     model.set_random_seed(seed)
     return model
 
@@ -154,7 +223,7 @@ def load_agent(spec: str, env: gym.Env | VecEnv, *, seed: int = 0) -> Agent:
         return baseline
     found = _checkpoint(spec)
     if found is not None:
-        return _load_policy(found[0], found[1], env, seed)
+        return _load_policy(*found, env, seed)
     if ":" in spec:
         return _custom_agent(spec, env, seed)
     raise ValueError(

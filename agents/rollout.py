@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.policy import Agent, load_agent, saved_env_kwargs
+from agents.policy import Agent, install_codec, load_agent, saved_codec, saved_env_kwargs
 from teams_env.accounting import QueryLedger
 from teams_env.seeds import SeedInstruction
 
@@ -71,6 +71,7 @@ def rollout(
     if not items:
         raise ValueError("no instructions to run the agent on")
     kwargs = env_kwargs_for(agent, env_kwargs)
+    codec = saved_codec(agent) if isinstance(agent, str) else None
     ledger = ledger if ledger is not None else QueryLedger()
     envs: dict[int, TeaMsInstructVecEnv] = {}
 
@@ -78,6 +79,8 @@ def rollout(
         # Full batches share one env; the last, smaller batch gets its own instead of padding.
         if size not in envs:
             envs[size] = TeaMsInstructVecEnv(size, ledger=ledger, **kwargs)
+            if codec is not None:  # every env decodes with the run's codec, not only the first
+                install_codec(envs[size], codec, str(agent))
         return envs[size]
 
     try:

@@ -3,6 +3,7 @@
 runs/TeaMsInstruct-v0__trpo__0__1732262400/
     config.yaml         the full resolved TrainConfig (no secrets: API keys live in env vars)
     env_kwargs.json     the environment's keyword arguments, to rebuild it with the same spaces
+    action_codec.json   the continuous action space's prototypes: loading decodes with these
     checkpoints/        model_<steps>_steps.zip (+ replay buffers of off-policy algorithms)
     final_model.zip     the policy at the end of training
     events.out.tfevents.*   TensorBoard: charts/, losses/, rollout/, time/
@@ -36,6 +37,10 @@ class RunDir:
     @property
     def env_kwargs_file(self) -> Path:
         return self.path / "env_kwargs.json"
+
+    @property
+    def codec_file(self) -> Path:
+        return self.path / "action_codec.json"
 
     @property
     def checkpoints(self) -> Path:

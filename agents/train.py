@@ -156,6 +156,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
 
     from agents.callbacks import InstructorMetricsCallback
     from agents.plots import plot_reward_curve
+    from agents.policy import keep_run_codec
     from agents.run_logger import run_logger
     from teams_env.vector import TeaMsInstructVecEnv
 
@@ -180,6 +181,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
     ledger = _ledger_with_history(run_dir)
     env = VecMonitor(TeaMsInstructVecEnv(config.n_envs, ledger=ledger, **env_kwargs))
     try:
+        keep_run_codec(run_dir, env)
         model = (
             _resume_model(config, run_dir, env)
             if resuming

@@ -59,3 +59,52 @@ def test_bad_construction():
     same = np.tile(embeddings(1), (6, 1))
     with pytest.raises(ValueError, match="cannot be told apart"):
         ActionCodec(same, 4)
+
+
+def test_axis_signs_do_not_depend_on_the_svd(monkeypatch):
+    raw = embeddings(width=12)
+    codec = ActionCodec(raw, 5)
+    assert codec.basis is not None
+    largest = codec.basis[np.arange(5), np.argmax(np.abs(codec.basis), axis=1)]
+    assert np.all(largest > 0)
+
+    svd = np.linalg.svd
+
+    def flipped_svd(matrix, full_matrices=True):
+        u, s, vt = svd(matrix, full_matrices=full_matrices)
+        signs = np.where(np.arange(vt.shape[0]) % 2 == 0, -1.0, 1.0)
+        return u * signs[: u.shape[1]], s, vt * signs[:, None]
+
+    monkeypatch.setattr(np.linalg, "svd", flipped_svd)
+    other = ActionCodec(raw, 5)
+    assert other.same_as(codec)
+    np.testing.assert_array_equal(other.basis, codec.basis)
+
+
+def test_a_saved_codec_loads_exactly(tmp_path):
+    codec = ActionCodec.from_encoder(HashingEncoder(64), 5)
+    codec.save(tmp_path / "codec.json")
+    loaded = ActionCodec.load(tmp_path / "codec.json")
+    assert loaded.same_as(codec) and loaded.dim == 5 and loaded.n_actions == 6 and loaded.basis is None
+    vectors = np.random.default_rng(3).normal(size=(200, 5))
+    assert [loaded.decode(v) for v in vectors] == [codec.decode(v) for v in vectors]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "invalid JSON"),
+        ("[]", "not an action codec"),
+        ('{"format": "teams-rl action codec", "version": 2}', "version 2"),
+        (
+            '{"format": "teams-rl action codec", "version": 1, "actions": ["a"], "prototypes": []}',
+            "saved for the actions",
+        ),
+    ],
+)
+def test_a_damaged_codec_file_is_one_error_naming_it(tmp_path, content, message):
+    file = tmp_path / "codec.json"
+    file.write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        ActionCodec.load(file)
+    assert str(file) in str(error.value) and "\n" not in str(error.value)
