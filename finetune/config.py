@@ -170,7 +170,18 @@ class DiversityConfig:
         "sentence encoder: default (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or hashing",
     )
     out: str = option("", "also write the metrics to this JSON file")
+    subsample: int = option(
+        0,
+        "items per random subset for the size-controlled Vendi score (the raw score grows with the "
+        "number of items); 0: the smallest file's size",
+    )
+    resamples: int = option(200, "random subsets per file for the size-controlled Vendi score")
+    seed: int = option(0, "seed of the random subsets")
 
     def validate(self) -> None:
         if not self.files:
             raise ValueError("name at least one instruction file")
+        if self.subsample < 0 or self.subsample == 1 or self.resamples < 1:
+            raise ValueError(
+                f"subsample must be 0 or at least 2 and resamples at least 1, got {self.subsample} and {self.resamples}"
+            )

@@ -8,7 +8,7 @@ measures use one tokenisation: lowercased word tokens (``\\w+``).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -46,6 +46,95 @@ def vendi_score(embeddings: np.ndarray) -> float:
     eigenvalues = np.clip(np.linalg.eigvalsh(gram / n), 0.0, None)
     positive = eigenvalues[eigenvalues > 1e-12]
     return float(np.exp(-np.sum(positive * np.log(positive))))
+
+
+SUBSAMPLE_RESAMPLES = 200
+"""Random subsets drawn per set by :func:`subsampled_vendi` unless told otherwise."""
+
+
+@dataclass(frozen=True)
+class SubsampledVendi:
+    """Vendi score of random equal-sized subsets of one set: sets of different sizes compare
+    like for like only this way (the raw score grows with the number of items)."""
+
+    size: int
+    """Items in each subset."""
+    resamples: int
+    """Subsets drawn (1 when ``size`` is the whole set: every subset is the set itself)."""
+    mean: float
+    low: float
+    """Lower end of the central interval over subsets (``confidence``: 95% unless told otherwise)."""
+    high: float
+
+    @property
+    def per_item(self) -> float:
+        return self.mean / self.size
+
+
+def common_subsample_size(sizes: Iterable[int], size: int = 0) -> int:
+    """The subset size for comparing sets of ``sizes`` items: ``size`` when given (it must fit the
+    smallest set), else the smallest set's size. Sets of fewer than 2 items are left out."""
+    usable = [n for n in sizes if n >= 2]
+    if not usable:
+        raise ValueError("no set has the 2 items a diversity comparison needs")
+    smallest = min(usable)
+    if size < 0 or size == 1 or size > smallest:
+        raise ValueError(
+            f"subsample size must be between 2 and the smallest set's {smallest} items, got {size}"
+        )
+    return size or smallest
+
+
+def subsampled_vendi(
+    embeddings: np.ndarray,
+    size: int,
+    resamples: int = SUBSAMPLE_RESAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> SubsampledVendi:
+    """Vendi score of ``resamples`` random subsets of ``size`` rows (drawn without replacement, from
+    ``numpy.random.default_rng(seed)``): their mean and central ``confidence`` interval."""
+    unit = _unit_rows(embeddings)
+    n = unit.shape[0]
+    if not 1 <= size <= n:
+        raise ValueError(f"subsample size must be between 1 and the set's {n} items, got {size}")
+    if resamples < 1 or not 0.0 < confidence < 1.0:
+        raise ValueError(f"need resamples >= 1 and 0 < confidence < 1, got {resamples} and {confidence}")
+    if size == n:
+        score = vendi_score(unit)
+        return SubsampledVendi(size=size, resamples=1, mean=score, low=score, high=score)
+    rng = np.random.default_rng(seed)
+    scores = np.array([vendi_score(unit[rng.choice(n, size=size, replace=False)]) for _ in range(resamples)])
+    tail = (1.0 - confidence) / 2 * 100
+    low, high = np.percentile(scores, [tail, 100 - tail])
+    return SubsampledVendi(
+        size=size, resamples=resamples, mean=float(scores.mean()), low=float(low), high=float(high)
+    )
+
+
+def size_controlled_vendi(
+    sets: Mapping[str, np.ndarray], size: int = 0, resamples: int = SUBSAMPLE_RESAMPLES, seed: int = 0
+) -> dict[str, SubsampledVendi | None]:
+    """:func:`subsampled_vendi` of every set at one size (``size``, or the smallest set's); ``None``
+    for a set of fewer than 2 items (or none)."""
+    common = common_subsample_size((len(e) for e in sets.values()), size)
+    return {
+        name: subsampled_vendi(embeddings, common, resamples, seed) if len(embeddings) >= 2 else None
+        for name, embeddings in sets.items()
+    }
+
+
+def subsampled_columns(result: SubsampledVendi | None) -> dict[str, float]:
+    """A :class:`SubsampledVendi` as the flat keys of a diversity summary (NaN for ``None``)."""
+    nan = float("nan")
+    return {
+        "vendi_subsample_size": result.size if result else nan,
+        "vendi_subsampled": result.mean if result else nan,
+        "vendi_subsampled_low": result.low if result else nan,
+        "vendi_subsampled_high": result.high if result else nan,
+        "vendi_subsampled_per_item": result.per_item if result else nan,
+        "vendi_subsample_resamples": result.resamples if result else nan,
+    }
 
 
 def mean_pairwise_cosine_distance(embeddings: np.ndarray) -> float:
@@ -197,3 +286,24 @@ def diversity_summary(texts: Sequence[str], encode: Callable[[list[str]], np.nda
             "mean_nearest_neighbour_distance": mean_nearest_neighbour_distance(embeddings),
         }
     return {**summary, **pairwise, **{f"words_{name}": value for name, value in lengths.items()}}
+
+
+def compared_diversity(
+    sets: Mapping[str, Sequence[str]],
+    encode: Callable[[list[str]], np.ndarray],
+    size: int = 0,
+    resamples: int = SUBSAMPLE_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """:func:`diversity_summary` of each set, plus its Vendi score on random subsets of one common
+    size (``size``, or the smallest set's; the ``vendi_subsample*`` keys), so that sets of different
+    sizes compare like for like. Each set is encoded once."""
+    embedded = {name: encode(list(texts)) for name, texts in sets.items() if len(texts) >= 2}
+    common = common_subsample_size((len(e) for e in embedded.values()), size) if embedded else 0
+    columns: dict[str, dict[str, float]] = {}
+    for name, texts in sets.items():
+        embeddings = embedded.get(name)
+        summary = diversity_summary(texts, lambda _, e=embeddings: e)
+        sub = subsampled_vendi(embeddings, common, resamples, seed) if embeddings is not None else None
+        columns[name] = {**summary, **subsampled_columns(sub)}
+    return columns

@@ -10,6 +10,8 @@ import pytest
 from teams_env import metrics
 from teams_env.encoder import shared_encoder
 from teams_env.metrics import (
+    common_subsample_size,
+    compared_diversity,
     distinct_n,
     diversity_summary,
     length_stats,
@@ -17,6 +19,8 @@ from teams_env.metrics import (
     mean_pairwise_cosine_distance,
     novelty_filter,
     rouge_l,
+    size_controlled_vendi,
+    subsampled_vendi,
     vendi_score,
 )
 
@@ -180,3 +184,59 @@ def test_diversity_summary_agrees_with_the_single_measures():
     assert summary["mean_nearest_neighbour_distance"] == pytest.approx(
         1 / 3
     )  # only the tides item stands alone
+
+
+@pytest.mark.parametrize("size", [2, 5, 12])
+def test_subsets_of_identical_items_have_vendi_one_at_any_size(size: int) -> None:
+    result = subsampled_vendi(np.tile([[0.3, -1.2, 2.0]], (12, 1)), size, resamples=20)
+    assert (result.size, result.mean, result.low, result.high) == pytest.approx((size, 1.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("size", [2, 3, 7])
+def test_subsets_of_orthogonal_items_have_vendi_equal_to_their_size(size: int) -> None:
+    result = subsampled_vendi(np.eye(9) * 2.0, size, resamples=50, seed=3)
+    assert (result.mean, result.low, result.high) == pytest.approx((size, size, size))
+    assert result.per_item == pytest.approx(1.0) and result.resamples == 50
+
+
+def test_subsampling_removes_the_size_advantage_of_a_larger_set() -> None:
+    # Every item orthogonal to every other: raw Vendi is the set's size (4 vs 40), though the two
+    # sets are equally diverse per item; on subsets of the smaller set's size both score 4.
+    small = np.eye(4)
+    large = np.eye(40)
+    assert vendi_score(large) == pytest.approx(40.0)
+    compared = size_controlled_vendi({"small": small, "large": large}, resamples=30)
+    assert compared["small"] is not None and compared["large"] is not None
+    assert compared["small"].size == compared["large"].size == 4
+    assert compared["small"].mean == pytest.approx(4.0) and compared["large"].mean == pytest.approx(4.0)
+    assert compared["small"].resamples == 1  # the whole set: one subset
+
+
+def test_subsampling_is_seeded_and_its_interval_holds_the_mean() -> None:
+    embeddings = np.random.default_rng(0).normal(size=(30, 6))
+    first = subsampled_vendi(embeddings, 8, resamples=40, seed=1)
+    assert subsampled_vendi(embeddings, 8, resamples=40, seed=1) == first
+    assert subsampled_vendi(embeddings, 8, resamples=40, seed=2) != first
+    assert first.low < first.mean < first.high <= 8.0
+
+
+def test_the_common_subsample_size() -> None:
+    assert common_subsample_size([9, 17, 30]) == 9
+    assert common_subsample_size([9, 1, 0, 17]) == 9  # sets without pairs are left out
+    assert common_subsample_size([9, 17], size=5) == 5
+    for sizes, size in (([9, 17], 10), ([9, 17], 1), ([1, 0], 0)):
+        with pytest.raises(ValueError):
+            common_subsample_size(sizes, size)
+    with pytest.raises(ValueError, match="between 1 and the set's 3 items"):
+        subsampled_vendi(np.eye(3), 4)
+
+
+def test_compared_diversity_adds_size_controlled_columns_and_keeps_raw_vendi() -> None:
+    vectors = {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0], "c": [0.0, 0.0, 1.0]}
+    sets = {"two": ["a", "b"], "three": ["a", "b", "c"], "one": ["a"]}
+    columns = compared_diversity(sets, lambda texts: np.array([vectors[t] for t in texts]), resamples=10)
+    assert columns["three"]["vendi_score"] == pytest.approx(3.0)  # raw, at n = 3
+    assert columns["three"]["vendi_subsample_size"] == 2 == columns["two"]["vendi_subsample_size"]
+    assert columns["three"]["vendi_subsampled"] == pytest.approx(2.0)
+    assert columns["three"]["vendi_subsampled_per_item"] == pytest.approx(1.0)
+    assert np.isnan(columns["one"]["vendi_subsampled"]) and columns["one"]["items"] == 1

@@ -67,7 +67,24 @@ def test_table_has_one_column_per_file_and_json_matches(
     assert lines["distinct_1"] == pytest.approx(5 / 7)  # explain, gravity, list, two, planets of 7 words
     assert 1.0 < lines["vendi_score"] < 3.0  # a duplicate: fewer than 3 effective items
     assert lines["mean_nearest_neighbour_distance"] < lines["mean_pairwise_cosine_distance"]
-    assert "| Vendi score |" in printed and "| distinct-2 |" in printed
+    assert "| Vendi score, raw (of all n instructions) |" in printed and "| distinct-2 |" in printed
+    # Size-controlled: every file on random subsets of the smallest file's size (2 here).
+    assert report["subsample"] == {"size": 2, "resamples": 200, "seed": 0}
+    assert all(column["vendi_subsample_size"] == 2 for column in report["files"].values())
+    assert lines["vendi_subsampled_low"] <= lines["vendi_subsampled"] <= lines["vendi_subsampled_high"] <= 2.0
+    assert lines["vendi_subsampled_per_item"] == pytest.approx(lines["vendi_subsampled"] / 2)
+    assert "| Vendi score, 2 random instructions (200 subsets): mean [95% interval] |" in printed
+    assert f"{lines['vendi_score']:.4f} (n=3)" in printed  # raw Vendi, labelled with its n
+
+
+def test_a_fixed_subsample_size_must_fit_the_smallest_file(
+    instruction_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dataset, lines = str(instruction_files["dataset"]), str(instruction_files["lines"])
+    assert main(["diversity", dataset, lines, "--encoder", "hashing", "--subsample", "3"]) == 0
+    assert "3 random instructions per file" in capsys.readouterr().out
+    assert main(["diversity", dataset, lines, "--encoder", "hashing", "--subsample", "4"]) != 0
+    assert "smallest set's 3 items" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
