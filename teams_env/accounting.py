@@ -22,9 +22,6 @@ class RoleUsage:
         for item in fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
-    def minus(self, other: RoleUsage) -> RoleUsage:
-        return RoleUsage(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
-
 
 class QueryLedger:
     """Thread-safe counters per role; one ledger is shared by every service of a run."""

@@ -126,11 +126,3 @@ def shared_backend(spec: str) -> LLMBackend:
         if key not in _shared:
             _shared[key] = make_backend(spec)
         return _shared[key]
-
-
-def release_shared_backends() -> None:
-    """Close every shared backend (frees model memory)."""
-    with _shared_lock:
-        for backend in _shared.values():
-            backend.close()
-        _shared.clear()
