@@ -13,11 +13,18 @@ from its journal):
    fine-tuned (and the base) model (``DIR/eval``);
 
 then ``DIR/report.md`` with the numbers and plots of every stage.
+
+Each stage's marker (``DIR/.stages/STAGE.json``) holds a fingerprint of the stage's full resolved
+config. A stage whose options changed since it completed runs again from scratch, and so do the
+stages after it (the line printed says which option changed); ``--force`` does the same for the
+stages it names. A stage that runs invalidates the markers of the stages after it, so no later run
+reuses outputs made from the old ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -27,10 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from agents.journal import read_jsonl
-from teams_env.configuration import build, load_yaml
+from teams_env.configuration import build, dump, load_yaml
 from teams_rl.pipeline_config import PRESETS_DIR, SHARED_KEYS, STAGES, PipelineConfig
 
 DONE_DIR = ".stages"
+STAGE_OUTPUTS = {
+    "train": ("train",),
+    "generate": ("data",),
+    "sft": ("model", "data/sft_train.jsonl", "data/sft_heldout.jsonl"),
+    "evaluate": ("eval",),
+}
+"""What each stage writes under the run directory: removed before the stage runs again from scratch."""
 EVALUATE_DEFAULTS = {
     "holdout": 0.25,
     "tasks": ["teams_rl_general_knowledge"],
@@ -80,42 +94,163 @@ def _stage_options(config: PipelineConfig, stage: str, fields: set[str]) -> dict
     return {**shared, **getattr(config, stage)}
 
 
+def _fingerprint(options: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+
+
+def _changes(before: Mapping[str, Any], now: Mapping[str, Any], shown: int = 3) -> str:
+    """``key: old -> new`` for the options that differ (the first ``shown`` of them)."""
+    keys = sorted(key for key in set(before) | set(now) if before.get(key) != now.get(key))
+    listed = [f"{key}: {before.get(key)!r} -> {now.get(key)!r}" for key in keys[:shown]]
+    return ", ".join(listed) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
+def _without(options: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key not in names}
+
+
 class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = resolved(config)
         self.out = Path(self.config.out).expanduser()
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings: dict[str, dict[str, Any]] = {}
+        self._invalidated_now: set[str] = set()
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _marker(self, stage: str) -> Path:
         return self.out / DONE_DIR / f"{stage}.json"
 
+    def _started(self, stage: str) -> Path:
+        """Written when a stage starts, removed when it completes: the fingerprint it started with,
+        or which earlier stage ran again since."""
+        return self.out / DONE_DIR / f"{stage}.started.json"
+
+    def _rerun_reason(self, stage: str, options: Mapping[str, Any], fingerprint: str) -> str | None:
+        """Why the stage's earlier outputs cannot be reused; None when they can (the stage is
+        complete, or was interrupted with the same options and resumes)."""
+        found = [path for path in (self._marker(stage), self._started(stage)) if path.is_file()]
+        if not found:
+            return None
+        if self.config.force:
+            return "--force"
+        earlier = json.loads(found[0].read_text(encoding="utf-8"))
+        if earlier.get("invalidated_by"):
+            return f"{earlier['invalidated_by']} ran again since {stage} last ran"
+        if "fingerprint" not in earlier:
+            return "its marker predates config fingerprints"
+        if earlier["fingerprint"] != fingerprint:
+            return f"options changed ({_changes(earlier.get('options', {}), options)})"
+        return None
+
+    def _clear_outputs(self, stage: str) -> None:
+        for name in STAGE_OUTPUTS[stage]:
+            path = self.out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _invalidate_after(self, stage: str) -> list[str]:
+        """Mark every later stage that has outputs to run again from scratch; returns them."""
+        invalidated = []
+        for later in STAGES[STAGES.index(stage) + 1 :]:
+            marker, started = self._marker(later), self._started(later)
+            if (
+                marker.is_file()
+                or started.is_file()
+                or any((self.out / name).exists() for name in STAGE_OUTPUTS[later])
+            ):
+                started.write_text(json.dumps({"invalidated_by": stage}) + "\n", encoding="utf-8")
+                marker.unlink(missing_ok=True)
+                invalidated.append(later)
+                self._invalidated_now.add(later)
+        return invalidated
+
     def _stage(self, stage: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         marker = self._marker(stage)
         if stage not in self.config.stages:
             return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
-        if marker.is_file() and not self.config.force:
-            print(f"pipeline: {stage} is complete in {self.out}; skipped", flush=True)
+        options = json.loads(json.dumps(self._resolved_options(stage), sort_keys=True, default=str))
+        fingerprint = _fingerprint(options)
+        reason = self._rerun_reason(stage, options, fingerprint)
+        if marker.is_file() and reason is None:
+            print(f"pipeline: {stage} is complete in {self.out} with the same options; skipped", flush=True)
             summary = json.loads(marker.read_text(encoding="utf-8"))
             self.timings[stage] = {"seconds": summary.get("seconds", 0.0), "skipped": True}
             return summary
+        marker.parent.mkdir(exist_ok=True)
+        said = stage in self._invalidated_now  # the stage that invalidated this one said so
+        invalidated = self._invalidate_after(stage)
+        if reason is not None:
+            self._clear_outputs(stage)
+            if not said:
+                after = f" and {', '.join(invalidated)}" if invalidated else ""
+                print(f"pipeline: {stage}: {reason}; running {stage}{after} again from scratch", flush=True)
+        marker.unlink(missing_ok=True)
+        self._started(stage).write_text(json.dumps({"fingerprint": fingerprint}) + "\n", encoding="utf-8")
         print(f"pipeline: {stage} ...", flush=True)
         start = time.perf_counter()
         summary = {**work(), "seconds": time.perf_counter() - start}
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-        self.timings[stage] = {"seconds": summary["seconds"], "skipped": False}
+        record = {**summary, "fingerprint": fingerprint, "options": options}
+        marker.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        self._started(stage).unlink(missing_ok=True)
+        self.timings[stage] = {"seconds": summary["seconds"], "skipped": False, "reason": reason}
         return summary
+
+    def _resolved_options(self, stage: str) -> dict[str, Any]:
+        """Everything that decides the stage's outputs: its full config, defaults included, less the
+        places inside the run directory (so a moved run directory is still complete)."""
+        if stage == "train":
+            return _without(
+                dump(self._train_config(resume="")), "out", "runs_dir", "run_name", "resume", "progress_bar"
+            )
+        if stage == "generate":
+            options = _without(dump(self._generate_config()), "out")
+            if options["policy"] == str(self.out / "train"):
+                options["policy"] = "the train stage's policy"
+            return options
+        if stage == "sft":
+            return {
+                **_without(dump(self._sft_config()), "data", "out"),
+                "holdout": float(self._evaluate_options()["holdout"]),
+            }
+        return {
+            **self._evaluate_options(),
+            "encoder": self.config.encoder or "default",
+            "seed": self.config.seed,
+            "base": str(self.config.sft.get("base", "embedded")),
+        }
 
     def _stage_config(self, cls: type, stage: str, **fixed: Any) -> Any:
         fields = {f.name for f in dataclasses.fields(cls)}
         values = {**_stage_options(self.config, stage, fields), **fixed}
         return build(cls, values, f"pipeline stage '{stage}'")
 
+    def _train_config(self, resume: str) -> Any:
+        from agents.config import TrainConfig
+
+        return self._stage_config(
+            TrainConfig, "train", runs_dir=str(self.out), run_name="train", resume=resume, progress_bar=False
+        )
+
+    def _generate_config(self) -> Any:
+        from agents.config import GenerateConfig
+
+        trained = self.out / "train"
+        policy = self.config.generate.get("policy") or (str(trained) if trained.is_dir() else "uniform")
+        return self._stage_config(GenerateConfig, "generate", out=str(self.out / "data"), policy=policy)
+
+    def _sft_config(self) -> Any:
+        from finetune.config import SFTConfig
+
+        data = self.out / "data"
+        return self._stage_config(
+            SFTConfig, "sft", data=str(data / "sft_train.jsonl"), out=str(self.out / "model")
+        )
+
     # -- stages --------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        from agents.config import TrainConfig
         from agents.run_dir import RunDir
         from agents.train import train
 
@@ -123,11 +258,7 @@ class Pipeline:
         if run.is_run() and run.latest_checkpoint() is None and not run.final_model.is_file():
             shutil.rmtree(run.path)  # stopped before its first checkpoint: nothing to resume
         run_dir = run.path
-        resume = str(run_dir) if run.is_run() else ""
-        config = self._stage_config(
-            TrainConfig, "train", runs_dir=str(self.out), run_name="train", resume=resume, progress_bar=False
-        )
-        train(config)
+        train(self._train_config(resume=str(run_dir) if run.is_run() else ""))
         returns = [row["return"] for row in read_jsonl(run_dir / "episodes.jsonl")]
         quarter = max(1, len(returns) // 4)
         return {
@@ -139,26 +270,19 @@ class Pipeline:
         }
 
     def generate(self) -> dict[str, Any]:
-        from agents.config import GenerateConfig
         from agents.generate import generate
 
-        trained = self.out / "train"
-        policy = self.config.generate.get("policy") or (str(trained) if trained.is_dir() else "uniform")
-        config = self._stage_config(GenerateConfig, "generate", out=str(self.out / "data"), policy=policy)
-        data = generate(config)
+        data = generate(self._generate_config())
         return {"data": str(data), "stats": json.loads((data / "stats.json").read_text(encoding="utf-8"))}
 
     def sft(self) -> dict[str, Any]:
-        from finetune.config import SFTConfig
         from finetune.sft import run as run_sft
 
         data = self.out / "data"
         train_rows, held_out = _split(data / "dataset.jsonl", float(self._evaluate_options()["holdout"]))
         _write_jsonl(data / "sft_train.jsonl", train_rows)
         _write_jsonl(data / "sft_heldout.jsonl", held_out)
-        config = self._stage_config(
-            SFTConfig, "sft", data=str(data / "sft_train.jsonl"), out=str(self.out / "model")
-        )
+        config = self._sft_config()
         run_sft(config)
         log = json.loads((self.out / "model" / "training_log.json").read_text(encoding="utf-8"))
         return {
@@ -175,7 +299,7 @@ class Pipeline:
         from finetune.privacy import run as run_privacy
         from finetune.records import read_instructions
         from teams_env.encoder import shared_encoder
-        from teams_env.metrics import diversity_summary
+        from teams_env.metrics import compared_diversity
 
         options = self._evaluate_options()
         data, model, out = self.out / "data", self.out / "model", self.out / "eval"
@@ -183,10 +307,9 @@ class Pipeline:
         rows = read_jsonl(data / "dataset.jsonl")
         seeds = list(dict.fromkeys(row["seed_instruction"] for row in rows))  # those the data grew from
         encoder = shared_encoder(self.config.encoder or "default")
-        diversity = {
-            "seeds": diversity_summary(seeds, encoder.encode),
-            "dataset": diversity_summary(read_instructions(data / "dataset.jsonl"), encoder.encode),
-        }
+        sets = {"seeds": seeds, "dataset": read_instructions(data / "dataset.jsonl")}
+        # Vendi grows with set size: both sets also on random subsets of the smaller one's size.
+        diversity = compared_diversity(sets, encoder.encode, seed=self.config.seed)
         run_privacy(
             PrivacyConfig(
                 model=str(model),

@@ -10,9 +10,11 @@ from typing import Any
 from teams_rl.pipeline_config import PipelineConfig
 
 DIVERSITY_ROWS = (
-    ("items", "items"),
-    ("vendi_score", "Vendi score (effective number of distinct items)"),
-    ("vendi_per_item", "Vendi score per item"),
+    ("items", "items (n)"),
+    ("vendi_subsampled", "Vendi score on {size} random items: mean [95% interval over {resamples} subsets]"),
+    ("vendi_subsampled_per_item", "Vendi score per item, on {size} random items"),
+    ("vendi_score", "Vendi score, raw (effective number of distinct items of all n)"),
+    ("vendi_per_item", "Vendi score, raw / n"),
     ("distinct_1", "distinct-1"),
     ("distinct_2", "distinct-2"),
     ("mean_pairwise_cosine_distance", "mean pairwise cosine distance"),
@@ -41,8 +43,44 @@ def _queries_table(rows: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+def _status(timing: Mapping[str, Any]) -> str:
+    if timing["skipped"]:
+        return "skipped (complete, same options)"
+    return f"ran again ({timing['reason']})" if timing.get("reason") else "ran"
+
+
 def _number(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _diversity_cell(key: str, column: Mapping[str, Any]) -> str:
+    if key == "vendi_subsampled":
+        return (
+            f"{column[key]:.3f} [{column['vendi_subsampled_low']:.3f}, {column['vendi_subsampled_high']:.3f}]"
+        )
+    if key == "vendi_score":
+        return f"{column[key]:.3f} (n={column['items']})"
+    return _number(column[key])
+
+
+def _diversity_section(diversity: Mapping[str, Mapping[str, Any]], encoder: Any) -> str:
+    seeds, dataset = diversity["seeds"], diversity["dataset"]
+    size, resamples = dataset.get("vendi_subsample_size"), dataset.get("vendi_subsample_resamples")
+    lines = ["| metric | seeds the kept items grew from (before) | dataset (after) |", "|---|---|---|"]
+    lines += [
+        f"| {label.format(size=size, resamples=resamples)} | {_diversity_cell(key, seeds)} | "
+        f"{_diversity_cell(key, dataset)} |"
+        for key, label in DIVERSITY_ROWS
+        if key in seeds and key in dataset  # an evaluation from before size control has no subsets
+    ]
+    sizes = (
+        f"The raw Vendi score grows with the number of items, so the two sets ({seeds['items']} and "
+        f"{dataset['items']} items) are compared on random subsets of {size} items each (the smaller "
+        "set's size; a set of exactly that size is one subset) and per item.\n\n"
+        if size is not None
+        else ""
+    )
+    return f"## 3. Diversity before and after\n\nEmbeddings: `{encoder}`. " + sizes + "\n".join(lines)
 
 
 def _lm_eval_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
@@ -69,8 +107,7 @@ def write_report(
     train, generate, sft, evaluate = (results.get(s, {}) for s in ("train", "generate", "sft", "evaluate"))
     stats = generate.get("stats", {})
     stage_lines = "\n".join(
-        f"| {stage} | {'skipped (already complete)' if t['skipped'] else 'ran'} | {t['seconds']:.0f} |"
-        for stage, t in timings.items()
+        f"| {stage} | {_status(t)} | {t['seconds']:.0f} |" for stage, t in timings.items()
     )
     sections = [
         "# TeaMs-RL pipeline report",
@@ -121,15 +158,7 @@ def write_report(
         sections.append("## Queries to the models\n\n" + _queries_table(query_rows))
     diversity = evaluate.get("diversity")
     if diversity:
-        lines = ["| metric | seeds the kept items grew from (before) | dataset (after) |", "|---|---|---|"]
-        lines += [
-            f"| {label} | {_number(diversity['seeds'][key])} | {_number(diversity['dataset'][key])} |"
-            for key, label in DIVERSITY_ROWS
-        ]
-        sections.append(
-            f"## 3. Diversity before and after\n\nEmbeddings: `{evaluate.get('encoder')}`.\n\n"
-            + "\n".join(lines)
-        )
+        sections.append(_diversity_section(diversity, evaluate.get("encoder")))
     if sft:
         summary = sft["summary"]
         sections.append(
