@@ -209,7 +209,7 @@ def _run_one(
             n_envs=config.n_envs,
             seed=seed,
             hyperparams=dict(agent.hyperparams),
-            runs_dir=str(Path(config.out) / "runs"),
+            out=str(Path(config.out) / "runs"),
             run_name=f"{agent.name.replace('/', '-')}__{seed}",
             progress_bar=False,
         )
@@ -218,7 +218,7 @@ def _run_one(
         }
         # A run directory without a journal record is an interrupted run: train it again (its
         # LLM answers are cached, so this costs model-free time only).
-        shutil.rmtree(Path(train_config.runs_dir).expanduser() / train_config.run_name, ignore_errors=True)
+        shutil.rmtree(Path(train_config.out).expanduser() / train_config.run_name, ignore_errors=True)
         run_dir = train(train_config, env_overrides={**overrides, "seeds": train_instructions})
         policy = str(run_dir)
         queries = json.loads((run_dir / "queries.json").read_text(encoding="utf-8"))

@@ -37,7 +37,9 @@ class TrainConfig(EnvConfig):
     hyperparams_file: str = option(
         "", "YAML file of hyperparameters used instead of the shipped agents/hyperparams/ALGO.yml"
     )
-    runs_dir: str = option("runs", "directory that holds the run directories")
+    out: str = option(
+        "runs", "directory that holds the run directories (OUT/RUN_NAME)", deprecated=("runs_dir",)
+    )
     run_name: str = option("", "name of the run directory; empty: {env}__{algo}__{seed}__{time}")
     resume: str = option(
         "",

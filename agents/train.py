@@ -62,7 +62,7 @@ def _resumed_config(config: TrainConfig) -> tuple[TrainConfig, RunDir]:
 
 def _new_run_dir(config: TrainConfig, env_id: str, algorithm: Algorithm) -> RunDir:
     name = config.run_name or f"{env_id}__{algorithm.name}__{config.seed}__{int(time.time())}"
-    run = RunDir(Path(config.runs_dir).expanduser() / name)
+    run = RunDir(Path(config.out).expanduser() / name)
     if run.path.exists():
         raise ValueError(
             f"{run.path}: run directory exists; continue it with --resume {run.path} or choose another --run-name"

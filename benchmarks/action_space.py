@@ -51,7 +51,7 @@ def learn(action_type: str, dim: int, seed: int, steps: int, encoder: str, folde
         total_timesteps=steps,
         n_envs=8,
         seed=seed,
-        runs_dir=folder,
+        out=folder,
         run_name=f"{action_type}-{dim}-{seed}",
         checkpoint_freq=10**9,
         progress_bar=False,

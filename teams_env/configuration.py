@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import types
 import typing
 from collections.abc import Mapping
@@ -20,18 +21,49 @@ import yaml
 
 Config = TypeVar("Config")
 
+logger = logging.getLogger(__name__)
+
 
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message names where."""
 
 
-def option(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with help text (``default`` may be a list; it is copied per instance)."""
+def option(default: Any, help: str, *, deprecated: tuple[str, ...] = (), **kwargs: Any) -> Any:
+    """A dataclass field with help text (``default`` may be a list; it is copied per instance).
+
+    ``deprecated``: former names of the option, still accepted as YAML keys and ``--flags`` with a
+    warning that names the new one."""
+    metadata = {"help": help, "deprecated": tuple(deprecated)}
     if isinstance(default, (list, dict)):
-        return dataclasses.field(
-            default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs
-        )
-    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+def _deprecated_names(cls: type) -> dict[str, str]:
+    """Each former name of an option -> its name now."""
+    return {
+        old: item.name
+        for item in dataclasses.fields(cls)  # type: ignore[arg-type]
+        for old in item.metadata.get("deprecated", ())
+    }
+
+
+class _DeprecatedFlag(argparse.Action):
+    """A former flag name: sets the option under its new name, with a warning."""
+
+    def __init__(self, *args: Any, new_flag: str, **kwargs: Any) -> None:
+        self.new_flag = new_flag
+        super().__init__(*args, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: Any = None,
+    ) -> None:
+        logger.warning("%s is deprecated; use %s", option_string, self.new_flag)
+        setattr(namespace, self.dest, values)
 
 
 def _base_type(annotation: Any) -> tuple[Any, bool]:
@@ -180,6 +212,16 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(
                 flag, dest=item.name, default=argparse.SUPPRESS, metavar=metavar, help=help_text
             )
+            for old in item.metadata.get("deprecated", ()):
+                parser.add_argument(
+                    "--" + old.replace("_", "-"),
+                    dest=item.name,
+                    default=argparse.SUPPRESS,
+                    metavar=metavar,
+                    action=_DeprecatedFlag,
+                    new_flag=flag,
+                    help=f"deprecated: use {flag}",
+                )
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -205,6 +247,13 @@ def _construct(cls: type[Config], values: dict[str, tuple[Any, str]], source: st
     """``values`` maps a key to (value, where it came from) for error messages."""
     hints = _field_types(cls)
     known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for old, new in _deprecated_names(cls).items():
+        if old in values:
+            value, where = values.pop(old)
+            if new in values:
+                raise ConfigError(f"{where}: a former name of '{new}', which is given too; keep only '{new}'")
+            logger.warning("%s: deprecated; use '%s'", where, new)
+            values[new] = (value, where)
     for key, (_, where) in values.items():
         if key not in known:
             raise ConfigError(f"{where}: unknown key (known keys: {', '.join(sorted(known))})")

@@ -231,7 +231,7 @@ class Pipeline:
         from agents.config import TrainConfig
 
         return self._stage_config(
-            TrainConfig, "train", runs_dir=str(self.out), run_name="train", resume=resume, progress_bar=False
+            TrainConfig, "train", out=str(self.out), run_name="train", resume=resume, progress_bar=False
         )
 
     def _generate_config(self) -> Any:

@@ -31,7 +31,7 @@ def _train(tmp_path: Path, **changes: Any) -> Path:
         n_envs=4,
         hyperparams={"n_steps": 8, "batch_size": 32},
         checkpoint_freq=32,
-        runs_dir=str(tmp_path / "runs"),
+        out=str(tmp_path / "runs"),
         progress_bar=False,
         **changes,
     )

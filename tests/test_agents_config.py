@@ -99,6 +99,26 @@ def test_command_line_values_become_a_config() -> None:
     assert config.hyperparams == {"n_steps": 12, "batch_size": 24}
 
 
+def test_train_writes_under_out_and_runs_dir_is_a_deprecated_alias(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert resolve(TrainConfig, build_parser().parse_args(["train", "--out", "mine"])).out == "mine"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "deprecated: use --out" in capsys.readouterr().out
+    caplog.set_level("WARNING", logger="teams_env.configuration")
+    old_flag = resolve(TrainConfig, build_parser().parse_args(["train", "--runs-dir", "old"]))
+    assert old_flag.out == "old"
+    assert "--runs-dir is deprecated; use --out" in caplog.text
+    caplog.clear()
+    file = tmp_path / "run.yaml"
+    file.write_text("runs_dir: older\n")  # the config.yaml of a run saved before the rename
+    assert resolve(TrainConfig, build_parser().parse_args(["train"]), str(file)).out == "older"
+    assert f"{file}: key 'runs_dir': deprecated; use 'out'" in caplog.text
+    with pytest.raises(ConfigError, match="a former name of 'out', which is given too"):
+        build(TrainConfig, {"runs_dir": "a", "out": "b"}, "run.yaml")
+
+
 def test_a_run_config_file_holds_hyperparameters_as_a_mapping() -> None:
     config = build(TrainConfig, {"algo": "trpo", "hyperparams": {"target_kl": "5e-2"}}, "run.yaml")
     assert config.hyperparams == {"target_kl": 0.05}  # YAML 1.1 reads 5e-2 as text; it becomes a number

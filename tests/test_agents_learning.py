@@ -56,7 +56,7 @@ def test_trpo_learns_to_beat_uniform_random_on_a_diversity_reviewer(tmp_path: Pa
         n_envs=8,
         seed=0,
         hyperparams={"n_steps": 12, "batch_size": 48, "target_kl": 0.1},
-        runs_dir=str(tmp_path),
+        out=str(tmp_path),
         checkpoint_freq=100_000,
         progress_bar=False,
     )

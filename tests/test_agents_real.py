@@ -27,7 +27,7 @@ def _config(tmp_path: Path, **changes: Any) -> TrainConfig:
         max_new_tokens=32,
         n_envs=4,
         checkpoint_freq=16,
-        runs_dir=str(tmp_path),
+        out=str(tmp_path),
         progress_bar=False,
         **changes,
     )

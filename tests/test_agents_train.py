@@ -37,7 +37,7 @@ def _config(tmp_path: Path, **changes: Any) -> TrainConfig:
         n_envs=4,
         hyperparams={"n_steps": 8, "batch_size": 32},
         checkpoint_freq=32,
-        runs_dir=str(tmp_path / "runs"),
+        out=str(tmp_path / "runs"),
         progress_bar=False,
     )
     return replace(base, **changes)
@@ -212,7 +212,7 @@ def test_evaluation_report_covers_every_seed_and_step(
 def test_train_and_evaluate_policy_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     flags = ["--expert", "scripted", "--encoder", "hashing", "--cache", "none"]
     runs = tmp_path / "runs"
-    argv = ["train", *flags, "--total-timesteps", "48", "--runs-dir", str(runs), "--run-name", "cli"]
+    argv = ["train", *flags, "--total-timesteps", "48", "--out", str(runs), "--run-name", "cli"]
     assert main([*argv, "--hyperparams", "n_steps=6,batch_size=48", "--no-progress-bar"]) == 0
     report = tmp_path / "report.json"
     evaluate = ["evaluate-policy", *flags, "--policy", str(runs / "cli"), "--offset", "100", "--limit", "3"]

@@ -47,7 +47,7 @@ def test_a_shipped_preset_loads_and_every_stage_validates(name, tmp_path):
         _check_backend(spec)
 
     train = pipeline._stage_config(
-        TrainConfig, "train", runs_dir=str(tmp_path), run_name="train", resume="", progress_bar=False
+        TrainConfig, "train", out=str(tmp_path), run_name="train", resume="", progress_bar=False
     )
     train.validate()
     load_hyperparams(get_algorithm(train.algo), train.hyperparams_file, train.hyperparams)
