@@ -130,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"teams-rl {_load('teams_rl:__version__')}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        # argparse %-formats help strings (not descriptions): "95% CI" must reach it as "95%% CI".
+        sub = commands.add_parser(
+            command.name, help=command.help.replace("%", "%%"), description=command.help
+        )
         sub.add_argument(
             "--config", metavar="FILE", help="YAML file of options; flags given here override it"
         )

@@ -15,6 +15,15 @@ def test_every_command_has_help(command, capsys):
     assert "--config" in capsys.readouterr().out
 
 
+def test_the_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert all(command.name in out for command in cli.COMMANDS)
+    assert "95% CI" in out
+
+
 @pytest.mark.parametrize(
     ("argv", "run", "hint"),
     [
