@@ -3,7 +3,9 @@
 For every agent and seed: train it (when it learns) for the same number of environment steps,
 which is the same budget of reviewer queries, on the training seed instructions; then run it
 from the same held-out instructions and measure the mean episode reward, the reviewer's Not-Equal
-rate, the diversity of the instructions it produced (Vendi score, distinct-1/2, cosine distances),
+rate, the diversity of the instructions it produced (Vendi score, distinct-1/2, cosine distances;
+the Vendi score also on random subsets of one size for every run, since the raw score grows with the
+number of rewrites kept),
 how often it took each action at each step, the queries and cache hits, and the wall time.
 
 Writes ``benchmark.md`` (a table per metric, mean and 95% confidence interval over seeds, the exact
@@ -40,7 +42,7 @@ from teams_env.actions import ACTION_NAMES
 from teams_env.config import EnvConfig
 from teams_env.elimination import leaked_phrase
 from teams_env.encoder import shared_encoder
-from teams_env.metrics import diversity_summary
+from teams_env.metrics import diversity_summary, subsampled_columns, subsampled_vendi
 from teams_env.reviewer import NOT_EQUAL
 from teams_env.seeds import load_seeds
 from teams_env.system_info import machine
@@ -49,7 +51,17 @@ METRICS = (
     ("mean_episode_reward", "mean episode reward (of 6)"),
     ("not_equal_rate", "reviewer Not-Equal rate"),
     ("items", "rewrites kept (Not Equal, no leak)"),
-    ("vendi_score", "Vendi score of kept rewrites"),
+    (
+        "vendi_subsampled",
+        "Vendi score of {size} random kept rewrites (mean over 200 subsets; every run at the same size, "
+        "the fewest any run kept)",
+    ),
+    ("vendi_subsampled_per_item", "Vendi score per kept rewrite, on {size} random ones"),
+    (
+        "vendi_score",
+        "Vendi score of all kept rewrites, raw (grows with n = rewrites kept, which differs by run)",
+    ),
+    ("vendi_per_item", "Vendi score of all kept rewrites / n, raw"),
     ("distinct_1", "distinct-1 of kept rewrites"),
     ("distinct_2", "distinct-2 of kept rewrites"),
     ("mean_pairwise_cosine_distance", "mean pairwise cosine distance"),
@@ -167,20 +179,41 @@ def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]
         "mean_episode_reward": float(np.mean([sum(t.rewards) for t in trajectories])),
         "not_equal_rate": float(np.mean([i["verdict"] == NOT_EQUAL for i in infos])),
         **diversity_summary(kept, encoder.encode),
+        "kept": kept,  # for the size-controlled Vendi score, once every run's count is known
         "action_frequencies": dict(zip(ACTION_NAMES, by_step.mean(axis=0).tolist())),
         "action_frequencies_by_step": by_step.tolist(),
     }
 
 
-def _run_key(config: BenchConfig, agent: BenchAgent, seed: int) -> str:
+def _identity(value: Any) -> Any:
+    """An env override as plain data that names what it is (a backend or encoder by its identity)."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _identity(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_identity(v) for v in value]
+    for name in ("identity", "name"):
+        named = getattr(value, name, None)
+        if isinstance(named, str):
+            return f"{type(value).__name__}:{named}"
+    return type(value).__name__
+
+
+def _run_key(
+    config: BenchConfig, agent: BenchAgent, seed: int, env_overrides: Mapping[str, Any] | None = None
+) -> str:
     """What decides one run's result: every setting but the output folder and the lists of agents
-    and seeds, so a bench re-run with more seeds or agents reuses the runs it already has."""
+    and seeds, and the env overrides (another reviewer object gives another key), so a bench re-run
+    with more seeds or agents reuses the runs it already has and nothing else."""
     settings = {
         k: v
         for k, v in dataclasses.asdict(config).items()
         if k not in ("out", "seeds", "algos", "variants", "agents")
     }
-    identity = {"settings": settings, "agent": dataclasses.asdict(agent), "seed": seed}
+    identity: dict[str, Any] = {"settings": settings, "agent": dataclasses.asdict(agent), "seed": seed}
+    if env_overrides:  # absent without overrides: keys of benches run from the command line are unchanged
+        identity["env_overrides"] = {k: _identity(v) for k, v in sorted(env_overrides.items())}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
 
 
@@ -262,6 +295,21 @@ def _confidence(values: Sequence[float]) -> tuple[float, float]:
     return float(array.mean()), float(half)
 
 
+def size_controlled(runs: Sequence[dict[str, Any]], encoder: Any) -> int | None:
+    """Add each run's Vendi score on random subsets of one size (the fewest rewrites any run kept,
+    at least 2) to the run; returns that size (None when no run kept 2). A run recorded before the
+    rewrites were kept in the journal gets NaN."""
+    usable = [len(run["kept"]) for run in runs if len(run.get("kept") or []) >= 2]
+    size = min(usable) if usable else None
+    for run in runs:
+        kept = run.get("kept") or []
+        enough = size is not None and len(kept) >= 2
+        run.update(
+            subsampled_columns(subsampled_vendi(encoder.encode(kept), size, seed=0) if enough else None)
+        )
+    return size
+
+
 def summarize(runs: Sequence[Mapping[str, Any]], agents: Sequence[BenchAgent]) -> dict[str, Any]:
     """Per agent and metric: mean, 95% CI half-width and the number of runs."""
     summary: dict[str, Any] = {}
@@ -269,7 +317,10 @@ def summarize(runs: Sequence[Mapping[str, Any]], agents: Sequence[BenchAgent]) -
         mine = [r for r in runs if r["agent"] == agent.name]
         summary[agent.name] = {
             metric: dict(
-                zip(("mean", "ci95", "n"), (*_confidence([float(r[metric]) for r in mine]), len(mine)))
+                zip(
+                    ("mean", "ci95", "n"),
+                    (*_confidence([float(r.get(metric, float("nan"))) for r in mine]), len(mine)),
+                )
             )
             for metric, _ in METRICS
         }
@@ -301,7 +352,7 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
     runs = []
     plan = [(agent, seed) for agent in agents for seed in config.seeds]
     for number, (agent, seed) in enumerate(plan, start=1):
-        key = _run_key(config, agent, seed)
+        key = _run_key(config, agent, seed, env_overrides)
         where = f"bench [{number}/{len(plan)}] {agent.name}, seed {seed}"
         if key in finished:
             print(f"{where}: done in an earlier run, reused", flush=True)
@@ -311,11 +362,13 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
         result = _run_one(agent, seed, config, env_kwargs, train_instructions, held_out, encoder)
         journal.append({"key": key, "result": result})
         print(
-            f"{where}: reward {result['mean_episode_reward']:.2f}, Vendi {result['vendi_score']:.2f}, "
+            f"{where}: reward {result['mean_episode_reward']:.2f}, "
+            f"Vendi {result['vendi_score']:.2f} raw (n={result['items']} kept), "
             f"{result['wall_seconds']:.0f} s",
             flush=True,
         )
         runs.append(result)
+    size = size_controlled(runs, encoder)
     summary = summarize(runs, agents)
     results = {
         "command": "teams-rl " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -329,6 +382,7 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
             if k in ("expert", "reviewer", "encoder") and v  # an empty reviewer is the expert
         },
         "held_out": [s.id for s in held_out],
+        "diversity_subsample_size": size,
         "agents": [agent.__dict__ | {"hyperparams": dict(agent.hyperparams)} for agent in agents],
         "summary": summary,
         "runs": runs,

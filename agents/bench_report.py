@@ -12,7 +12,7 @@ from agents.journal import read_jsonl
 from teams_env.actions import ACTION_NAMES
 from teams_env.plotting import pyplot, save_figure
 
-DIVERSITY_BARS = ("vendi_score", "distinct_2", "mean_pairwise_cosine_distance")
+DIVERSITY_BARS = ("vendi_subsampled", "distinct_2", "mean_pairwise_cosine_distance")
 
 
 def _episode_returns(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +74,10 @@ def plot_diversity(results: Mapping[str, Any], output: Path) -> None:
             range(len(names)), means, yerr=errors, capsize=4, color=[f"C{i % 10}" for i in range(len(names))]
         )
         axes.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
-        axes.set_title(metric.replace("_", " "), fontsize=10)
+        title = metric.replace("_", " ")
+        if metric == "vendi_subsampled":
+            title = f"Vendi score, {results.get('diversity_subsample_size')} random kept rewrites"
+        axes.set_title(title, fontsize=10)
     figure.suptitle("Diversity of the kept rewrites on held-out seeds (mean, 95% CI)")
     figure.tight_layout()
     save_figure(figure, output)
@@ -116,7 +119,10 @@ def write_report(out: Path, results: Mapping[str, Any], metrics: Sequence[tuple[
     plot_action_heatmaps(results, out / "action_heatmap.png")
     config = results["config"]
     seeds = config["seeds"]
-    sections = "\n\n".join(f"### {title}\n\n{_metric_table(results, metric)}" for metric, title in metrics)
+    size = results.get("diversity_subsample_size")
+    sections = "\n\n".join(
+        f"### {title.format(size=size)}\n\n{_metric_table(results, metric)}" for metric, title in metrics
+    )
     machine = results["machine"]
     text = f"""# Benchmark: RL algorithms on instruction diversity
 
@@ -126,6 +132,10 @@ Expert `{results["backends"].get("expert")}`, reviewer `{results["backends"].get
 encoder `{results["backends"].get("encoder")}`. Training budget: {config["budget"]} environment steps per
 learning agent (about one reviewer query each). Evaluation: one episode from each of
 {len(results["held_out"])} held-out seed instructions.
+
+**Diversity at one size:** the raw Vendi score grows with the number of rewrites kept, which differs
+by agent and seed, so every run is also scored on random subsets of {size} kept rewrites (the fewest
+any run kept; mean over 200 subsets) and per rewrite.
 
 **How many runs:** each number is the mean over {len(seeds)} seed(s) ({", ".join(map(str, seeds))}), with
 a 95% confidence interval from Student's t. With so few runs the intervals are wide; differences

@@ -58,6 +58,17 @@ def test_bench_writes_a_consistent_table_json_and_plots(tmp_path):
     for plot in ("reward_curves.png", "diversity.png", "action_heatmap.png"):
         assert (out / plot).stat().st_size > 5000
 
+    # Size-controlled diversity: every run on random subsets of the fewest rewrites any run kept.
+    size = results["diversity_subsample_size"]
+    assert size == min(len(r["kept"]) for r in results["runs"] if len(r["kept"]) >= 2)
+    for run in results["runs"]:
+        assert run["items"] == len(run["kept"])
+        if run["items"] >= 2:
+            assert run["vendi_subsample_size"] == size
+            assert run["vendi_subsampled"] <= min(run["vendi_score"], size) + 1e-9
+    assert f"### Vendi score of {size} random kept rewrites" in report
+    assert "### Vendi score of all kept rewrites, raw (grows with n = rewrites kept" in report
+
 
 def test_a_rerun_reuses_finished_runs_and_retrains_an_interrupted_one(tmp_path, capsys):
     first = bench(config(tmp_path, algos=["trpo"], seeds=[0]))
@@ -71,7 +82,11 @@ def test_a_rerun_reuses_finished_runs_and_retrains_an_interrupted_one(tmp_path, 
     assert "trpo, seed 0: done in an earlier run, reused" in log
     assert "trpo, seed 1: running" in log
     runs = json.loads((again / "results.json").read_text())["runs"]
-    assert runs[0] == before[0]
+
+    def measured(run):  # the size-controlled columns depend on every run compared: not journaled
+        return {key: value for key, value in run.items() if not key.startswith("vendi_subsample")}
+
+    assert measured(runs[0]) == measured(before[0])
     assert runs[1]["seed"] == 1 and runs[1]["train_reviewer_queries"] > 0
     assert len((again / "runs.jsonl").read_text().splitlines()) == 2
 
@@ -125,3 +140,27 @@ def test_bad_agents_fail_before_any_work(tmp_path, overrides, message):
 def test_bad_numbers(values, message):
     with pytest.raises(ConfigError, match=message):
         build(BenchConfig, values, "bench.yaml")
+
+
+def test_the_run_key_holds_the_reviewer_given_in_the_config_or_as_an_override(tmp_path, capsys):
+    from agents.bench import _run_key
+    from teams_env.scripted import ScriptedBackend
+
+    agent = bench_agents(config(tmp_path, algos=["uniform"]))[0]
+    base = config(tmp_path)
+    assert _run_key(base, agent, 0) != _run_key(config(tmp_path, reviewer="scripted?name=other"), agent, 0)
+    one, other = ScriptedBackend(name="reviewer-a"), ScriptedBackend(name="reviewer-b")
+    assert _run_key(base, agent, 0, {"reviewer": one}) != _run_key(base, agent, 0, {"reviewer": other})
+    assert _run_key(base, agent, 0, {"reviewer": one}) == _run_key(
+        base, agent, 0, {"reviewer": ScriptedBackend(name="reviewer-a")}
+    )
+    assert _run_key(base, agent, 0, {"reviewer": one}) != _run_key(base, agent, 0)
+
+    # A bench run again with another reviewer object runs again instead of reusing the results.
+    small = config(tmp_path, algos=["uniform"], seeds=[0], eval_limit=2)
+    bench(small, env_overrides={"reviewer": one})
+    capsys.readouterr()
+    bench(small, env_overrides={"reviewer": other})
+    assert "uniform, seed 0: running" in capsys.readouterr().out
+    bench(small, env_overrides={"reviewer": ScriptedBackend(name="reviewer-b")})
+    assert "uniform, seed 0: done in an earlier run, reused" in capsys.readouterr().out
