@@ -44,7 +44,8 @@ class TrainConfig(EnvConfig):
     resume: str = option(
         "",
         "a run directory to continue from its latest checkpoint; its saved options are used, and options "
-        "given here that differ from their defaults override them (e.g. a larger --total-timesteps)",
+        "given here that differ from their defaults override them (e.g. a larger --total-timesteps); "
+        "hyperparameters cannot change (the checkpoint's model keeps its own)",
     )
     checkpoint_freq: int = option(
         192, "save a checkpoint every N environment steps (the end of training always saves one)"

@@ -60,6 +60,24 @@ def _resumed_config(config: TrainConfig) -> tuple[TrainConfig, RunDir]:
     return merged, run
 
 
+def _check_resumed_hyperparams(run: RunDir, hyperparams: Mapping[str, Any]) -> None:
+    """A resumed run continues its checkpoint's model, which was built with the run's
+    hyperparameters: new ones would be written to the run's files but not applied, so they are
+    refused."""
+    saved_file = run.path / "hyperparams.yaml"
+    if not saved_file.is_file():
+        return
+    saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
+    now = yaml.safe_load(yaml.safe_dump(dict(hyperparams), sort_keys=False)) or {}
+    changed = sorted(key for key in set(saved) | set(now) if saved.get(key) != now.get(key))
+    if changed:
+        listed = ", ".join(f"{key}: {saved.get(key)!r} -> {now.get(key)!r}" for key in changed)
+        raise ValueError(
+            f"--resume {run.path}: cannot change the hyperparameters of a run ({listed}); "
+            "the checkpoint's model keeps its own, so start a new run to use these"
+        )
+
+
 def _new_run_dir(config: TrainConfig, env_id: str, algorithm: Algorithm) -> RunDir:
     name = config.run_name or f"{env_id}__{algorithm.name}__{config.seed}__{int(time.time())}"
     run = RunDir(Path(config.out).expanduser() / name)
@@ -168,7 +186,9 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
     action_type = algorithm.resolve_action_type(config.action_type)
     env_id = ENV_ID_BY_ACTION_TYPE[action_type]
     hyperparams = load_hyperparams(algorithm, config.hyperparams_file, config.hyperparams)
-    if not resuming:
+    if resuming:
+        _check_resumed_hyperparams(run_dir, hyperparams)
+    else:
         run_dir = _new_run_dir(config, env_id, algorithm)
     env_kwargs = {**config.env_kwargs(), "action_type": action_type, **(env_overrides or {})}
     _write_run_files(run_dir, config, env_kwargs, hyperparams)

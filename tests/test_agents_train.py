@@ -157,6 +157,27 @@ def test_resume_refuses_what_it_cannot_continue(tmp_path: Path) -> None:
         train(replace(_config(tmp_path), resume=str(run_dir), total_timesteps=128))
 
 
+def test_resume_refuses_new_hyperparameters_with_one_line(tmp_path: Path) -> None:
+    run_dir = train(_config(tmp_path))
+    saved = (run_dir / "hyperparams.yaml").read_text()
+    changed = replace(
+        _config(tmp_path),
+        resume=str(run_dir),
+        total_timesteps=128,
+        hyperparams={"n_steps": 8, "batch_size": 32, "target_kl": 0.05},
+    )
+    with pytest.raises(ValueError) as error:
+        train(changed)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(
+        f"--resume {run_dir}: cannot change the hyperparameters"
+    )
+    assert "target_kl: " in message and "-> 0.05" in message
+    assert (run_dir / "hyperparams.yaml").read_text() == saved  # nothing written
+    assert not (run_dir / "checkpoints" / "model_128_steps.zip").exists()
+    assert main(["train", "--resume", str(run_dir), "--hyperparams", "target_kl=0.05"]) != 0
+
+
 def test_ppo_trains_on_the_discrete_twin(tmp_path: Path) -> None:
     run_dir = train(
         _config(tmp_path, algo="ppo", action_type="discrete", hyperparams={"n_steps": 8, "batch_size": 32})
