@@ -23,10 +23,15 @@ SHARED_KEYS = ("expert", "reviewer", "encoder", "cache", "seeds")
 @dataclass
 class PipelineConfig:
     preset: str = option("quick", "base values: quick (embedded model, CPU), paper, vllm, or a YAML file")
-    out: str = option("", "run directory; a complete stage in it is skipped empty: pipelines/PRESET")
+    out: str = option(
+        "", "run directory; a stage complete in it with the same options is skipped (empty: pipelines/PRESET)"
+    )
     seed: int = option(0, "seed of every stage")
     stages: list[str] = option(list(STAGES), "stages to run, in order: train, generate, sft, evaluate")
-    force: bool = option(False, "run the stages again even when their outputs are complete")
+    force: bool = option(
+        False,
+        "run the named stages again from scratch even when complete; the stages after them run again too",
+    )
     expert: str = option("", "expert LLM backend for every stage (empty: the preset's)")
     reviewer: str = option("", "reviewer LLM backend (empty: the preset's, else the expert's)")
     encoder: str = option("", "sentence encoder (empty: the preset's)")

@@ -19,11 +19,8 @@ PRESET = """
 expert: scripted
 encoder: hashing
 cache: none
-seeds: bundled
-train: {algo: trpo, total_timesteps: 96, n_envs: 8, reviewer_threshold: "0.5", checkpoint_freq: 48}
-generate: {limit: 8, n_envs: 2, reviewer_threshold: "0.5"}
-sft: {base: embedded, max_steps: 2, batch_size: 4, max_length: 96}
-evaluate: {tasks: [teams_rl_general_knowledge], limit: 4, compare_base: false}
+train: {total_timesteps: 96}
+sft: {base: embedded, max_steps: 2}
 """
 
 
