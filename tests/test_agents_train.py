@@ -66,7 +66,10 @@ def test_a_trpo_run_directory_holds_model_config_logs_and_reports(
 
     queries = json.loads((run_dir / "queries.json").read_text())
     assert queries["expert"]["queries"] == 64  # one rewrite per step
-    assert queries["reviewer"]["queries"] == 64 + 12  # one verdict per step + the calibration anchors
+    # One verdict per step that no validity rule decided (random actions repeat the scripted
+    # expert's clauses into loops, which need no model), plus the 12 calibration anchors.
+    reviewer_queries = queries["reviewer"]["queries"]
+    assert 12 + 32 <= reviewer_queries <= 12 + 64
     assert "reviewer" in capsys.readouterr().out  # the query table is printed at the end
 
     episodes = _jsonl(run_dir / "episodes.jsonl")
@@ -78,7 +81,7 @@ def test_a_trpo_run_directory_holds_model_config_logs_and_reports(
     last = metrics[-1]
     assert last["step"] == 64
     assert last["charts/expert_queries"] == 64
-    assert last["charts/reviewer_queries"] == 76
+    assert last["charts/reviewer_queries"] == reviewer_queries
     assert "losses/value_loss" in last and "losses/kl_divergence_loss" in last
     rates = [row["charts/not_equal_rate"] for row in metrics if "charts/not_equal_rate" in row]
     assert rates and all(0.0 <= rate <= 1.0 for rate in rates)
@@ -98,7 +101,7 @@ def test_a_trpo_run_directory_holds_model_config_logs_and_reports(
         "losses/value_loss",
         "losses/policy_objective",
     } <= tags
-    assert events.Scalars("charts/reviewer_queries")[-1].value == 76
+    assert events.Scalars("charts/reviewer_queries")[-1].value == reviewer_queries
 
 
 def test_resume_continues_the_same_run_and_appends_to_its_logs(tmp_path: Path) -> None:
