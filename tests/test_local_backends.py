@@ -116,3 +116,38 @@ def test_the_two_runtimes_agree_on_choice_scores(llama, hf):
     # The same Q4_1 weights, llama.cpp vs float32 transformers: close, not identical.
     assert dequantized == pytest.approx(local, abs=0.5)
     assert (local[0] > local[1]) == (dequantized[0] > dequantized[1])
+
+
+def test_a_deterministic_llamacpp_answers_regardless_of_earlier_traffic(llama):
+    """The same request gets the same answer: cold slots, one request at a time, against warm slots
+    after other traffic, in one batched call in another order: identical texts, log-probabilities
+    and hidden states."""
+    import numpy as np
+
+    from teams_env.actions import ACTIONS, rewrite_conversation
+    from teams_env.review_head import head_conversation
+
+    seeds = ["How to cook rice without a rice cooker", "Explain why the sky is blue.", "Name three rivers."]
+    requests = [rewrite_conversation(ACTIONS[i], seed) for i, seed in enumerate(seeds)]
+    traffic = [rewrite_conversation(ACTIONS[5 - i], seed) for i, seed in enumerate(seeds)]
+    pairs = [head_conversation(seed, seed + " Use a table.") for seed in seeds]
+    params = GenerationParams(max_new_tokens=24)
+    order = [2, 0, 1]
+
+    cold = LlamaCppBackend(embedded_gguf_path(), deterministic=True)
+    cold_texts = [cold.generate([r], params)[0].text for r in requests]
+    cold_scores = [cold.score_choices([q], ["Yes", "No"])[0].logprobs for q in [QUESTION, *PROMPTS]]
+    cold_states = [cold.last_hidden_states([p])[0] for p in pairs]
+
+    warm = LlamaCppBackend(embedded_gguf_path(), deterministic=True)
+    warm.generate(traffic, params)
+    warm.last_hidden_states(pairs[::-1])
+    texts = warm.generate([requests[i] for i in order], params)
+    scores = warm.score_choices([*PROMPTS, QUESTION], ["Yes", "No"])
+    states = warm.last_hidden_states([pairs[i] for i in order])
+
+    assert [texts[order.index(i)].text for i in range(3)] == cold_texts
+    assert [s.logprobs for s in [scores[3], *scores[:3]]] == cold_scores
+    assert all(np.array_equal(states[order.index(i)], cold_states[i]) for i in range(3))
+    # Its answers are cached apart from the batched backend's, which may differ in the last digits.
+    assert warm.model_id == llama.model_id and warm.identity != llama.identity

@@ -77,7 +77,14 @@ class LlamaCppBackend(LLMBackend):
         context_per_sequence: int = 2048,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
+        deterministic: bool = False,
     ) -> None:
+        """``deterministic``: compute every request alone, from an empty sequence, so its answer
+        (text, log-probabilities, hidden states) never depends on earlier requests or on what
+        shared its batch. The default batches requests and reuses cached prompt prefixes, which is
+        faster, but llama.cpp's numbers then depend on that history: log-probabilities move in
+        the second or third digit and now and then a greedy token changes (measured: 2 or 3 of 8
+        rewrites after other traffic). The LLM cache makes a repeated request identical either way."""
         import llama_cpp
         from llama_cpp import _internals
 
@@ -87,7 +94,8 @@ class LlamaCppBackend(LLMBackend):
         self._llama_cpp = llama_cpp
         self._path = path
         self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers)  # keys the cache by content
-        self.max_batch = max_batch
+        self.deterministic = deterministic
+        self.max_batch = 1 if deterministic else max_batch
         self.context_per_sequence = context_per_sequence
         self._lock = threading.Lock()
 
@@ -98,15 +106,15 @@ class LlamaCppBackend(LLMBackend):
         self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         threads = n_threads or max(1, os.cpu_count() or 1)
         ctx_params = llama_cpp.llama_context_default_params()
-        n_slots = 2 * max_batch
+        n_slots = 2 * self.max_batch
         ctx_params.n_ctx = n_slots * context_per_sequence
         ctx_params.n_batch = 512
         ctx_params.n_ubatch = 512
         ctx_params.n_seq_max = n_slots
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
-        # One KV stream per sequence: a sequence's numbers do not depend on what shares its batch,
-        # so batched and one-by-one answers are identical (a unified cache changed log-probs by ~0.2).
+        # One KV stream per sequence: a unified cache changed log-probs by ~0.2 with the batch's
+        # composition. Separate streams narrow that, but do not remove it (see ``deterministic``).
         ctx_params.kv_unified = False
         self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
         self._n_batch = ctx_params.n_batch
@@ -119,6 +127,11 @@ class LlamaCppBackend(LLMBackend):
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def identity(self) -> str:
+        # Deterministic answers may differ from batched ones: they are not the same cache entries.
+        return super().identity + ("?deterministic" if self.deterministic else "")
 
     # -- prompts -------------------------------------------------------------------------
     def _make_formatter(self):
@@ -307,6 +320,12 @@ class LlamaCppBackend(LLMBackend):
         entries: list[_Entry] = []
         for slot, prompt in zip(slots, prompts):
             last = len(prompt) - 1  # at least the last prompt token is decoded: its logits are needed
+            if self.deterministic:  # from an empty sequence: nothing computed earlier is reused
+                self._truncate(slot, 0)
+                valid[slot.seq_id] = []
+                slot.tokens = list(prompt)
+                entries += [_Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(len(prompt))]
+                continue
             keep = min(_common_prefix(valid[slot.seq_id], prompt), last)
             donor = max(
                 (other for other in self._slots if other is not slot),
