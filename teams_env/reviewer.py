@@ -32,8 +32,9 @@ REVIEW_QUESTION = (
 FIRST_MARKER = "\n\nFirst instruction: "
 SECOND_MARKER = "\n\nSecond instruction: "
 ANSWER_LINE = "\n\nAnswer Equal or Not Equal."
-# Two worked examples: a small model reads the task far better with them, and more of them made
-# SmolLM2-135M worse (benchmarks/reviewer_quality.py). No system message: each model's own default.
+# The few-shot prompt of the label-likelihood reviewer (the method for models without a review
+# head, e.g. a server). Two worked examples: more of them made SmolLM2-135M worse when this was
+# tuned in v0.1. No system message: each model's own default.
 DEMONSTRATIONS = (
     ("Write a haiku about autumn.", "Write a haiku about autumn.", EQUAL),
     (
