@@ -83,6 +83,13 @@ COMMANDS: tuple[Command, ...] = (
         on_interrupt=CACHED,
     ),
     Command(
+        "record",
+        "Record every action sequence from each seed to a depth into a transition pack (for the replay env).",
+        "teams_env.recorder:RecordConfig",
+        "teams_env.recorder:run",
+        on_interrupt=RESUMES,
+    ),
+    Command(
         "pipeline",
         "Train, generate, fine-tune and evaluate in one run directory (--preset quick runs on this CPU).",
         "teams_rl.pipeline_config:PipelineConfig",
