@@ -2,7 +2,8 @@
 
 Importing the package registers ``TeaMsInstruct-v0`` (continuous actions in the space of encoded
 action prompts) and ``TeaMsInstructDiscrete-v0`` (``Discrete(6)``); both also work as
-``gym.make("teams_env:TeaMsInstruct-v0")`` without an import.
+``gym.make("teams_env:TeaMsInstruct-v0")`` without an import. ``TeaMsInstructReplay-v0`` and
+``TeaMsInstructReplayDiscrete-v0`` serve the same MDP from a recorded transition pack.
 """
 
 from __future__ import annotations
@@ -21,6 +22,17 @@ for _env_id, _action_type in zip(ENV_IDS, ("continuous", "discrete")):
     if _env_id not in registry:
         register(
             id=_env_id, entry_point="teams_env.env:TeaMsInstructEnv", kwargs={"action_type": _action_type}
+        )
+
+REPLAY_ENV_IDS = ("TeaMsInstructReplay-v0", "TeaMsInstructReplayDiscrete-v0")
+"""The same MDP served from a recorded transition pack (:mod:`teams_env.replay`): no LLM loaded."""
+
+for _env_id, _action_type in zip(REPLAY_ENV_IDS, ("continuous", "discrete")):
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point="teams_env.replay:TeaMsInstructReplayEnv",
+            kwargs={"action_type": _action_type},
         )
 
 if TYPE_CHECKING:
@@ -49,6 +61,7 @@ __all__ = [
     "ACTIONS",
     "ACTION_NAMES",
     "ENV_IDS",
+    "REPLAY_ENV_IDS",
     "QueryLedger",
     "TeaMsInstructEnv",
     "TeaMsInstructVecEnv",

@@ -169,7 +169,10 @@ def _order(node: Node) -> tuple[int, str, Path_]:
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(directory) / MANIFEST_FILE
     if not Path(directory).is_dir():
-        raise PackError(f"{directory}: transition pack not found (record one with: teams-rl record)")
+        raise PackError(
+            f"{directory}: transition pack not found; record one with "
+            "'teams-rl record --seeds FILE --depth D --out PACK' and pass pack=PACK"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -209,6 +212,21 @@ def load_pack(directory: str | os.PathLike[str]) -> Pack:
     pack = Pack(directory, manifest, nodes)
     _check_complete(pack, nodes_path)
     return pack
+
+
+_shared: dict[tuple[Path, int], Pack] = {}
+
+
+def shared_pack(directory: str | os.PathLike[str]) -> Pack:
+    """One loaded pack per directory (and manifest version) in this process: vector envs share it."""
+    resolved = Path(directory).expanduser().resolve()
+    try:
+        stamp = (resolved / MANIFEST_FILE).stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    if (resolved, stamp) not in _shared:
+        _shared[(resolved, stamp)] = load_pack(resolved)
+    return _shared[(resolved, stamp)]
 
 
 def _check_complete(pack: Pack, where: Path) -> None:

@@ -283,6 +283,7 @@ def record(
         **settings,
         "resolved_review_method": reviewer.method,
         "resolved_reviewer_threshold": reviewer.decision_threshold,
+        "encoder_spec": env_kwargs.get("encoder") if isinstance(env_kwargs.get("encoder"), str) else None,
         "max_instruction_chars": env.max_instruction_chars,
         "machine": machine(),
         "recording": {
