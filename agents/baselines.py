@@ -10,6 +10,8 @@
   breadth at steps 1 and 4 (counting from 0) and turns any other breadth into add-constraints,
   after biasing its policy towards add-constraints (+0.7 on that logit); as a baseline that is
   add_constraints, breadth, add_constraints, add_constraints, breadth, add_constraints.
+- ``optimal`` and ``best-fixed``: the exact optimum of the replay env's pack and its best fixed
+  action sequence, by dynamic programming (:mod:`agents.oracles`). Replay env only.
 
 The step within the episode is carried in ``state`` (one counter per environment, reset where
 ``episode_start`` is true), as SB3 does for recurrent policies: pass the returned state back.
@@ -37,7 +39,7 @@ REFERENCE_SEQUENCE = (
     "breadth",
     "add_constraints",
 )
-BASELINE_NAMES = ("uniform", "random-continuous", "reference", "fixed:NAME,NAME,...")
+BASELINE_NAMES = ("uniform", "random-continuous", "reference", "fixed:NAME,NAME,...", "optimal", "best-fixed")
 
 
 def env_codec(env: gym.Env | VecEnv) -> ActionCodec | None:
@@ -116,7 +118,9 @@ class FixedSequenceAgent(BaselineAgent):
 
 
 def is_baseline(spec: str) -> bool:
-    return spec in ("uniform", "random-continuous", "reference") or spec.startswith("fixed:")
+    return spec in ("uniform", "random-continuous", "reference", "optimal", "best-fixed") or spec.startswith(
+        "fixed:"
+    )
 
 
 def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAgent | None:
@@ -129,5 +133,9 @@ def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAg
         return RandomContinuousAgent(env, seed)
     if spec == "reference":
         return FixedSequenceAgent(env, REFERENCE_SEQUENCE, seed)
+    if spec in ("optimal", "best-fixed"):
+        from agents.oracles import BestFixedAgent, OptimalAgent
+
+        return OptimalAgent(env, seed) if spec == "optimal" else BestFixedAgent(env, seed)
     names = [name.strip() for name in spec.removeprefix("fixed:").split(",") if name.strip()]
     return FixedSequenceAgent(env, names, seed)
