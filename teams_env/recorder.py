@@ -63,8 +63,14 @@ def prompts_sha256() -> str:
 
 
 def _plain(value: Any) -> Any:
-    """``value`` as it reads back from JSON (tuples become lists), for comparisons."""
-    return json.loads(json.dumps(value, sort_keys=True))
+    """``value`` as it reads back from JSON (tuples become lists, numpy scalars numbers)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=_python_scalar))
+
+
+def _python_scalar(value: Any) -> Any:
+    if hasattr(value, "item"):  # a numpy scalar
+        return value.item()
+    raise TypeError(f"cannot record a {type(value).__name__} in a pack")
 
 
 def recording_settings(env: TeaMsInstructEnv, requested: dict[str, Any]) -> dict[str, Any]:
@@ -236,13 +242,14 @@ def record(
         logger.warning("recording with temperature > 0: the pack is one sample of each node, not the MDP")
     env = TeaMsInstructEnv(**env_kwargs)
     settings = recording_settings(env, env_kwargs)
-    resuming = (out / JOURNAL_FILE).is_file()
-    previous = _previous_pack(out, settings) if (out / MANIFEST_FILE).is_file() and not resuming else None
+    previous = _previous_pack(out, settings) if (out / MANIFEST_FILE).is_file() else None
     journal = Journal(out / JOURNAL_FILE, settings)
     if previous is not None:  # a deeper recording of a finished pack records only the new depths
-        journal.append(list(previous.nodes.values()))
-        journal.seconds += float(previous.manifest.get("recording", {}).get("seconds") or 0.0)
-        journal.requests += int(previous.manifest.get("recording", {}).get("requests") or 0)
+        missing = [node for node in previous.nodes.values() if node.key not in journal.nodes]
+        journal.append(missing)
+        if len(missing) == len(previous.nodes):  # its recording time, counted once
+            journal.seconds += float(previous.manifest.get("recording", {}).get("seconds") or 0.0)
+            journal.requests += int(previous.manifest.get("recording", {}).get("requests") or 0)
 
     roots = [Node(seed.id, (), seed.text, seed.text) for seed in env.seeds]
     journal.append([root for root in roots if root.key not in journal.nodes])

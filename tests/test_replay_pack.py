@@ -92,6 +92,17 @@ def test_a_deeper_recording_adds_only_the_new_depth(tmp_path, seeds_file):
     )
 
 
+def test_an_interrupted_deepening_resumes_too(tmp_path, seeds_file):
+    _record(tmp_path / "pack", seeds_file, depth=1)
+    with pytest.raises(KeyboardInterrupt):
+        _record(tmp_path / "pack", seeds_file, Interrupting(after=2), depth=2)
+    backend = ScriptedBackend()
+    deeper = load_pack(_record(tmp_path / "pack", seeds_file, backend, depth=2))
+    assert sum(backend.batches["generate"]) == 72 - 10
+    fresh = load_pack(_record(tmp_path / "fresh", seeds_file))
+    assert deeper.manifest["content_sha256"] == fresh.manifest["content_sha256"]
+
+
 def test_other_settings_never_mix_into_a_pack(tmp_path, seeds_file):
     _record(tmp_path / "pack", seeds_file, depth=1)
     with pytest.raises(PackError, match=r"other settings \(on_failure\)"):
