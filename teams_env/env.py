@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from teams_env.accounting import QueryLedger
-from teams_env.action_space import ActionCodec
 from teams_env.actions import ACTION_NAMES
 from teams_env.cache import open_cache
 from teams_env.elimination import leaked_phrase
 from teams_env.encoder import DEFAULT_ENCODER, SentenceEncoder, shared_encoder
 from teams_env.engine import Rewrite, RewriteEngine
+from teams_env.env_core import ActionType, InstructionEnvCore, ObservationMode
 from teams_env.llm.base import GenerationParams, LLMBackend
 from teams_env.llm.registry import DEFAULT_SPEC, shared_backend
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import Judgement, Reviewer, ReviewMethod
 from teams_env.seeds import BUNDLED, SeedInstruction, load_seeds
-
-N_ACTIONS = len(ACTION_NAMES)
-ObservationMode = Literal["text", "last_action"]
-ActionType = Literal["continuous", "discrete"]
 
 
 @dataclass
@@ -36,7 +30,7 @@ class _Plan:
     before: str
 
 
-class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
+class TeaMsInstructEnv(InstructionEnvCore):
     """
     ## Description
 
@@ -117,8 +111,6 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
     - ``render_mode``: ``"ansi"`` or ``None``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
-
     def __init__(
         self,
         *,
@@ -144,26 +136,14 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        if action_type not in ("continuous", "discrete"):
-            raise ValueError(f"action_type must be 'continuous' or 'discrete', got '{action_type}'")
-        if observation not in ("text", "last_action"):
-            raise ValueError(f"observation must be 'text' or 'last_action', got '{observation}'")
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
         if on_failure not in ("keep", "revert"):
             raise ValueError(f"on_failure must be 'keep' or 'revert', got '{on_failure}'")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'"
-            )
-        self.render_mode = render_mode
         self.max_steps = max_steps
         self.leak_penalty = float(leak_penalty)
         self.max_instruction_chars = max_instruction_chars
         self.on_failure = on_failure
-        self.action_type: ActionType = action_type
-        self.observation_mode: ObservationMode = observation
-        self.action_names = ACTION_NAMES
 
         self.ledger = ledger if ledger is not None else QueryLedger()
         response_cache = open_cache(cache)
@@ -192,17 +172,7 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         for seed in self.seeds:
             self._check_instruction(seed.text, f"seed '{seed.id}'")
 
-        if action_type == "continuous":
-            self.codec: ActionCodec | None = ActionCodec.from_encoder(self.encoder, action_dim)
-            self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
-        else:
-            self.codec = None
-            self.action_space = spaces.Discrete(N_ACTIONS)
-        if observation == "text":
-            size = self.encoder.dim + N_ACTIONS * max_steps + 1
-            self.observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
-        else:
-            self.observation_space = spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)
+        self._set_up_spaces(action_type, action_dim, observation, render_mode)
 
         self._instruction = ""
         self._seed_id = ""
@@ -217,12 +187,10 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        if "instruction" in options:
-            text = options["instruction"]
-            if not isinstance(text, str):
-                raise TypeError(f"options['instruction'] must be a string, got {type(text).__name__}")
+        text = self._requested_instruction(options)
+        if text is not None:
             self._check_instruction(text, "options['instruction']")
-            self._instruction = text.strip()
+            self._instruction = text
             self._seed_id = str(options.get("seed_id", "custom"))
         else:
             chosen = self.seeds[int(self.np_random.integers(len(self.seeds)))]
@@ -239,18 +207,6 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         rewrite = self.engine.rewrite([(plan.before, plan.action)])[0]
         judgement = self.engine.judge([(plan.before, rewrite)])[0]
         return self.finish_step(plan, rewrite, judgement)
-
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        info = self._last_info
-        if "action_name" not in info:
-            return f"[{self._seed_id}] start: {self._instruction}\n"
-        return (
-            f"[{self._seed_id}] step {info['step']}/{self.max_steps} {info['action_name']}: "
-            f"{info['verdict']} (P(Not Equal)={info['p_not_equal']:.2f})\n"
-            f"  before: {info['previous_instruction']}\n  after:  {info['instruction']}\n"
-        )
 
     # -- the two halves of a step (the vector env batches the model calls between them) ---
     def plan_step(self, action: Any) -> _Plan:
@@ -291,14 +247,6 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
         }
         return self._observation(), reward, terminated, False, dict(self._last_info)
 
-    def decode_action(self, action: Any) -> int:
-        if self.codec is not None:
-            return self.codec.decode(np.asarray(action))
-        index = int(np.asarray(action).reshape(()))
-        if not 0 <= index < N_ACTIONS:
-            raise ValueError(f"discrete action must be in 0..{N_ACTIONS - 1}, got {index}")
-        return index
-
     # -- helpers -------------------------------------------------------------------------
     def _check_instruction(self, text: str, where: str) -> None:
         if not text.strip():
@@ -308,21 +256,3 @@ class TeaMsInstructEnv(gym.Env[np.ndarray, Any]):
                 f"{where}: instruction has {len(text)} characters; the limit is "
                 f"{self.max_instruction_chars} (max_instruction_chars)"
             )
-
-    def _observation(self) -> np.ndarray:
-        if self.observation_mode == "last_action":
-            obs = np.zeros(N_ACTIONS, np.float32)
-            if self._history:
-                obs[self._history[-1]] = 1.0
-            return obs
-        history = np.zeros((self.max_steps, N_ACTIONS), np.float32)
-        for step, action in enumerate(self._history):
-            history[step, action] = 1.0
-        embedding = self.encoder.encode([self._instruction])[0]
-        progress = np.array([self._step / self.max_steps], np.float32)
-        return np.concatenate([embedding, history.ravel(), progress]).astype(np.float32)
-
-    @property
-    def instruction(self) -> str:
-        """The current instruction text."""
-        return self._instruction

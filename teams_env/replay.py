@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from teams_env.action_space import ActionCodec
 from teams_env.actions import ACTION_NAMES
 from teams_env.encoder import SentenceEncoder, shared_encoder
+from teams_env.env_core import InstructionEnvCore
 from teams_env.pack import MANIFEST_FILE, Node, Pack, PackError, shared_pack
 from teams_env.rewards import Episode, RewardFn, Transition, resolve_reward
 
-N_ACTIONS = len(ACTION_NAMES)
 DEFAULT_PACK = Path(__file__).parent / "data" / "packs" / "default"
 EMBEDDED_ENCODER_NAME = "all-MiniLM-L6-v2"
 """The name the default encoder records in a pack (``teams_env.llm.embedded``, not imported here)."""
@@ -25,7 +22,7 @@ EMBEDDED_ENCODER_NAME = "all-MiniLM-L6-v2"
 NodeKey = tuple[str, tuple[int, ...]]
 
 
-class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
+class TeaMsInstructReplayEnv(InstructionEnvCore):
     """
     ## Description
 
@@ -83,8 +80,6 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
     - ``render_mode``: ``"ansi"`` or ``None``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
-
     def __init__(
         self,
         *,
@@ -102,14 +97,6 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
-        if action_type not in ("continuous", "discrete"):
-            raise ValueError(f"action_type must be 'continuous' or 'discrete', got '{action_type}'")
-        if observation not in ("text", "last_action"):
-            raise ValueError(f"observation must be 'text' or 'last_action', got '{observation}'")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got '{render_mode}'"
-            )
         self.pack = pack if isinstance(pack, Pack) else shared_pack(pack)
         where = self.pack.directory / MANIFEST_FILE
         manifest = self.pack.manifest
@@ -131,10 +118,6 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
         self.encoder = self._encoder(encoder, where)
         self.reward_fn, self._memoise = resolve_reward(reward, reward_fn)
         self.reward_name = "custom" if reward_fn is not None else reward
-        self.render_mode = render_mode
-        self.action_type = action_type
-        self.observation_mode = observation
-        self.action_names = ACTION_NAMES
 
         texts = {seed["id"]: seed["text"] for seed in self.pack.seeds}
         chosen = self.pack.split(seeds) if isinstance(seeds, str) else list(seeds)
@@ -145,17 +128,7 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
         self._seed_texts = texts
         self._by_text = {text: seed_id for seed_id, text in texts.items()}
 
-        if action_type == "continuous":
-            self.codec: ActionCodec | None = ActionCodec.from_encoder(self.encoder, action_dim)
-            self.action_space = spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
-        else:
-            self.codec = None
-            self.action_space = spaces.Discrete(N_ACTIONS)
-        if observation == "text":
-            size = self.encoder.dim + N_ACTIONS * self.max_steps + 1
-            self.observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
-        else:
-            self.observation_space = spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)
+        self._set_up_spaces(action_type, action_dim, observation, render_mode)
 
         self._rewards: dict[NodeKey, float] = {}
         self._pack_seed = ""
@@ -189,16 +162,14 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
-        if "instruction" in options:
-            text = options["instruction"]
-            if not isinstance(text, str):
-                raise TypeError(f"options['instruction'] must be a string, got {type(text).__name__}")
-            if text.strip() not in self._by_text:
+        text = self._requested_instruction(options)
+        if text is not None:
+            if text not in self._by_text:
                 raise PackError(
                     f"{self.pack.directory}: options['instruction'] is not a recorded seed; the pack "
                     "holds no state for it (record it with teams-rl record)"
                 )
-            self._pack_seed = self._by_text[text.strip()]
+            self._pack_seed = self._by_text[text]
             self._seed_id = str(options.get("seed_id", "custom"))
         elif "seed_id" in options:
             if options["seed_id"] not in self._seed_texts:
@@ -240,36 +211,11 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
         terminated = len(self._history) >= self.max_steps
         return self._observation(), reward, terminated, False, dict(self._last_info)
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        info = self._last_info
-        if "action_name" not in info:
-            return f"[{self._seed_id}] start: {self._instruction}\n"
-        return (
-            f"[{self._seed_id}] step {info['step']}/{self.max_steps} {info['action_name']}: "
-            f"{info['verdict']} (P(Not Equal)={info['p_not_equal']:.2f})\n"
-            f"  before: {info['previous_instruction']}\n  after:  {info['instruction']}\n"
-        )
-
-    def decode_action(self, action: Any) -> int:
-        if self.codec is not None:
-            return self.codec.decode(np.asarray(action))
-        index = int(np.asarray(action).reshape(()))
-        if not 0 <= index < N_ACTIONS:
-            raise ValueError(f"discrete action must be in 0..{N_ACTIONS - 1}, got {index}")
-        return index
-
     # -- the recorded tree ------------------------------------------------------------
     @property
     def node_key(self) -> NodeKey:
         """(pack seed id, actions so far): the current state in the pack."""
         return self._pack_seed, tuple(self._history)
-
-    @property
-    def instruction(self) -> str:
-        """The current instruction text."""
-        return self._instruction
 
     def transition_reward(self, seed_id: str, path: tuple[int, ...]) -> float:
         """The reward of the last step of ``path`` from seed ``seed_id`` (for dynamic programming)."""
@@ -315,16 +261,3 @@ class TeaMsInstructReplayEnv(gym.Env[np.ndarray, Any]):
         if self._memoise:
             self._rewards[node.key] = value
         return value
-
-    def _observation(self) -> np.ndarray:
-        if self.observation_mode == "last_action":
-            obs = np.zeros(N_ACTIONS, np.float32)
-            if self._history:
-                obs[self._history[-1]] = 1.0
-            return obs
-        history = np.zeros((self.max_steps, N_ACTIONS), np.float32)
-        for step, action in enumerate(self._history):
-            history[step, action] = 1.0
-        embedding = self.encoder.encode([self._instruction])[0]
-        progress = np.array([len(self._history) / self.max_steps], np.float32)
-        return np.concatenate([embedding, history.ravel(), progress]).astype(np.float32)
