@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,13 @@ class Command:
     on_interrupt: str = "interrupted"
     """What Ctrl-C leaves behind and how to go on."""
 
+
+QUIET_LIBRARIES = {
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+}
+"""Environment variables that hush libraries' progress bars, read when those libraries load."""
 
 OUR_PACKAGES = ("teams_env", "agents", "finetune", "teams_rl", "benchmarks")
 RESUMES = "interrupted; run the same command again to resume where it stopped"
@@ -170,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # sentence-transformers imports peft, which imports bitsandbytes, which warns on every CPU run
     # about optional 4-bit kernels that nothing here uses.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    if not args.verbose:
+        # Libraries' own progress bars and notices (transformers loading weights, datasets mapping,
+        # lm-eval explaining its arguments) drown our progress lines; --verbose shows them all.
+        for variable, value in QUIET_LIBRARIES.items():
+            os.environ.setdefault(variable, value)
+        for library in ("lm_eval", "transformers", "datasets", "kernels"):
+            logging.getLogger(library).setLevel(logging.ERROR)
     try:
         config = resolve(_load(command.config), args, args.config)
         result = _load(command.run)(config)

@@ -12,14 +12,15 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def _run(script: str, cwd: Path, flag: str = "--scripted") -> str:
+def _run(script: str, cwd: Path, flag: str = "--scripted", env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), flag],
+        [sys.executable, str(EXAMPLES / script), *([flag] if flag else [])],
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         check=False,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
@@ -74,3 +75,23 @@ def test_sft_lora_example_fine_tunes_the_embedded_model(tmp_path: Path) -> None:
     out = _run("sft_lora.py", tmp_path, flag="--tiny")
     assert "saved lora fine-tune of embedded" in out
     assert out.split("answer:")[1].strip()  # the merged model says something
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("gymnasium_env.py", "of 6; observation shape"),
+        ("custom_agent.py", "RoundRobinAgent: 8 episodes"),
+        ("generate_own_seeds.py", "- ["),
+        ("train_trpo.py", "uniform: 8 episodes"),
+        ("bench_two_algorithms.py", "| trpo |"),
+    ],
+)
+def test_every_example_runs_its_real_model_path(tmp_path: Path, script: str, expected: str) -> None:
+    """As a user runs it, without --scripted: the embedded SmolLM2 expert and reviewer."""
+    import os
+
+    env = {**os.environ, "TEAMS_RL_CACHE": str(tmp_path / "llm-cache.sqlite")}
+    out = _run(script, tmp_path, flag="", env=env)
+    assert expected in out

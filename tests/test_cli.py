@@ -43,3 +43,17 @@ def test_interrupt_exits_130_with_the_way_to_go_on(argv, run, hint, monkeypatch,
     message = capsys.readouterr().err.strip()
     assert message.startswith(f"teams-rl {command}: ") and hint in message
     assert "Traceback" not in message
+
+
+def test_library_progress_bars_are_hushed_unless_verbose(monkeypatch, tmp_path):
+    import os
+
+    for variable in cli.QUIET_LIBRARIES:
+        monkeypatch.setenv(variable, "")  # so that teardown restores whatever was there before
+        monkeypatch.delenv(variable)
+    missing = str(tmp_path / "none.jsonl")
+    with pytest.raises(ValueError, match="benchmark file not found"):  # --verbose re-raises errors
+        cli.main(["reviewer-bench", "-v", "--bench", missing])
+    assert not any(variable in os.environ for variable in cli.QUIET_LIBRARIES)
+    assert cli.main(["reviewer-bench", "--bench", missing]) == 2
+    assert all(os.environ[variable] == value for variable, value in cli.QUIET_LIBRARIES.items())
