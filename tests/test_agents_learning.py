@@ -44,14 +44,18 @@ def test_trpo_learns_to_beat_uniform_random_on_a_diversity_reviewer(tmp_path: Pa
     seeds = load_seeds().seeds
     training_seeds, held_out = seeds[:72], seeds[72:]
     # A fixed threshold: the anchor pairs of "auto" calibration are not rewrites this reviewer knows.
+    # "revert": a repeated clause is not kept, so no text piles up repeats until the validity rules
+    # call it a loop; the reward stays "a clause new in the episode" and uniform still earns 3.99.
     env_kwargs = {
         "expert": ScriptedBackend(score=diversity_score),
         "encoder": "hashing",
         "cache": None,
         "reviewer_threshold": 0.5,
+        "on_failure": "revert",
     }
     config = TrainConfig(
         encoder="hashing",
+        on_failure="revert",
         total_timesteps=12_288,
         n_envs=8,
         seed=0,

@@ -13,7 +13,6 @@ from teams_env.review_head import (
     ReviewHead,
     balanced_threshold,
     fit_logistic,
-    head_conversation,
     train_review_head,
 )
 from teams_env.reviewer import EQUAL, NOT_EQUAL, Judgement
@@ -199,9 +198,7 @@ def test_the_shipped_head_passes_a_fixed_part_of_the_held_out_split():
     assert report["review"]["additions_called_not_equal"] >= 0.75
     for category in (*ADDITION_CATEGORIES, "paraphrase", "answer", "garbled", "copy"):
         assert report["categories"][category]["validity_accuracy"] >= 0.5, category
-    assert reviewer.service.ledger.total().queries <= len(subset)
-    states = reviewer.service.last_hidden_states([head_conversation(subset[0].before, subset[0].after)] * 2)
-    assert np.array_equal(states[0], states[1])
+    assert reviewer.service.ledger.total().queries <= len(subset)  # at most one LLM call per pair
 
 
 def test_a_stale_head_for_the_same_model_file_warns(caplog):
