@@ -53,8 +53,7 @@ class ReviewerBenchConfig(ReviewerOptions):
     out: str = option("", "write OUT.json and OUT.md (results with the command, date and machine)")
 
     def validate(self) -> None:
-        if self.split not in ("test", "train", "all"):
-            raise ValueError(f"split must be test, train or all, got '{self.split}'")
+        _splits(self.split)
 
 
 @dataclass
@@ -65,13 +64,15 @@ class TrainReviewerConfig(ReviewerOptions):
     out: str = option("review_head.json", "where to write the head (JSON)")
 
     def validate(self) -> None:
-        if self.split not in ("test", "train", "all"):
-            raise ValueError(f"split must be test, train or all, got '{self.split}'")
+        _splits(self.split)
         if self.l2 <= 0 or self.folds < 2:
             raise ValueError("l2 must be positive and folds at least 2")
 
 
 def _splits(split: str) -> list[str]:
+    """The benchmark splits a ``--split`` option names (test, train, or all of them)."""
+    if split not in ("test", "train", "all"):
+        raise ValueError(f"split must be test, train or all, got '{split}'")
     return ["train", "test"] if split == "all" else [split]
 
 
