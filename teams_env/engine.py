@@ -62,8 +62,7 @@ class RewriteEngine:
             for conversation, answer in zip(conversations, answers)
         ]
         results = []
-        for i, (before, _) in enumerate(requests):
-            completion = completions[i]
+        for (before, _), completion in zip(requests, completions):
             text = clean_rewrite(completion.text)
             cut_off = completion.finish_reason == "length"
             if not text:
