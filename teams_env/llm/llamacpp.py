@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,10 @@ from teams_env.llm.base import (
     ChoiceScores,
     Completion,
     Conversation,
-    GenerationParams,
     LLMBackend,
     LLMError,
     Params,
-    in_batches,
+    per_request,
     split_prefill,
 )
 from teams_env.llm.identity import gguf_model_id
@@ -40,6 +40,12 @@ require("llama-cpp-python", LLAMA_CPP_PYTHON_FLOOR, "the llamacpp backend")
 MIN_SHARED_COPY = 32
 """Copy another slot's prefix when it saves at least this many prompt tokens (a stream copy costs
 about as much as computing a handful of tokens)."""
+
+BLOCK = 32
+"""``deterministic`` prefill computes a prompt in blocks of this many tokens at fixed positions
+(0, 32, 64, ...), one sequence per ``llama_decode`` call: a token's numbers then never depend on
+how its prompt was cut into chunks or what shared the chunk, and whole blocks computed that way
+can be reused by any later prompt that starts with the same tokens."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -54,6 +60,8 @@ class _Slot:
     seq_id: int
     tokens: list[int] = field(default_factory=list)
     last_used: int = 0
+    canonical: int = 0
+    """How many leading tokens were computed in whole ``BLOCK``s (``deterministic`` reuse only)."""
 
 
 @dataclass
@@ -79,12 +87,17 @@ class LlamaCppBackend(LLMBackend):
         n_gpu_layers: int = 0,
         deterministic: bool = False,
     ) -> None:
-        """``deterministic``: compute every request alone, from an empty sequence, so its answer
-        (text, log-probabilities, hidden states) never depends on earlier requests or on what
-        shared its batch. The default batches requests and reuses cached prompt prefixes, which is
-        faster, but llama.cpp's numbers then depend on that history: log-probabilities move in
-        the second or third digit and now and then a greedy token changes (measured: 2 or 3 of 8
-        rewrites after other traffic). The LLM cache makes a repeated request identical either way."""
+        """``deterministic``: a request's answer (text, log-probabilities, hidden states) never
+        depends on earlier requests or on what shared its batch. llama.cpp's numbers for a token
+        depend on how its prompt was cut into chunks (a prompt prefilled beside a shorter one is
+        split where the shorter one ends; hidden states moved by up to 0.5), not on the other
+        sequences of a one-token decoding step (measured identical for batches of 1 to 8). So
+        each prompt is prefilled alone in fixed ``BLOCK``s, reusing only whole blocks computed the
+        same way, and answers are still decoded together. The default packs all prompts into one
+        chunk and reuses any cached prefix: faster, but log-probabilities then move in the second
+        or third digit with the history and now and then a greedy token changes (measured: 2 or 3
+        of 8 rewrites after other traffic). The LLM cache makes a repeated request identical
+        either way."""
         import llama_cpp
         from llama_cpp import _internals
 
@@ -95,7 +108,7 @@ class LlamaCppBackend(LLMBackend):
         self._path = path
         self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers)  # keys the cache by content
         self.deterministic = deterministic
-        self.max_batch = 1 if deterministic else max_batch
+        self.max_batch = max_batch
         self.context_per_sequence = context_per_sequence
         self._lock = threading.Lock()
 
@@ -161,45 +174,55 @@ class LlamaCppBackend(LLMBackend):
 
     # -- generation ----------------------------------------------------------------------
     def generate(self, conversations: Sequence[Conversation], params: Params) -> list[Completion]:
-        with self._lock:
-            return in_batches(conversations, params, self.max_batch, self._generate_batch)
-
-    def _generate_batch(
-        self, conversations: Sequence[Conversation], every: list[GenerationParams]
-    ) -> list[Completion]:
+        """Continuous batching: up to ``max_batch`` answers are decoded together, and a finished
+        one's place goes to the next waiting request at once (a batch does not wait for its
+        longest answer)."""
+        every = per_request(params, len(conversations))
         prompts = [self.tokenize_prompt(c) for c in conversations]
-        for prompt, params in zip(prompts, every):
-            self._check_room(len(prompt) + params.max_new_tokens)
-        slots = self._assign_slots(prompts)
-        logits = self._prefill(slots, prompts)
-        rngs = [np.random.default_rng(params.request_seed(c)) for c, params in zip(conversations, every)]
+        for prompt, request in zip(prompts, every):
+            self._check_room(len(prompt) + request.max_new_tokens)
+        rngs = [np.random.default_rng(request.request_seed(c)) for c, request in zip(conversations, every)]
         answers: list[list[int]] = [[] for _ in prompts]
         finish = ["length"] * len(prompts)
-        active = list(range(len(prompts)))
-        while active:
-            entries: list[_Entry] = []
-            still_active = []
-            for i in active:
-                params = every[i]
-                token = choose_token(logits[i], answers[i], params, rngs[i])
-                if token in self._stop_tokens:
-                    finish[i] = "stop"
-                    continue
-                answers[i].append(token)
-                if params.stop and self._hits_stop(answers[i], params.stop):
-                    finish[i] = "stop"
-                    continue
-                if len(answers[i]) >= params.max_new_tokens:
-                    continue
-                slot = slots[i]
-                entries.append(_Entry(token, slot.seq_id, len(slot.tokens), True))
-                slot.tokens.append(token)
-                still_active.append(i)
-            active = still_active
-            if active:
-                step_logits = self._decode(entries)
-                for i, row in zip(active, step_logits):
-                    logits[i] = row
+        slots: dict[int, _Slot] = {}
+        logits: dict[int, np.ndarray] = {}
+        waiting = deque(range(len(prompts)))
+        active: list[int] = []
+        with self._lock:
+            while waiting or active:
+                if waiting and len(active) < self.max_batch:
+                    admitted = [
+                        waiting.popleft() for _ in range(min(self.max_batch - len(active), len(waiting)))
+                    ]
+                    chosen = self._assign_slots(
+                        [prompts[i] for i in admitted], busy=[slots[i] for i in active]
+                    )
+                    rows = self._prefill(chosen, [prompts[i] for i in admitted])
+                    for i, slot, row in zip(admitted, chosen, rows):
+                        slots[i], logits[i] = slot, row
+                    active += admitted
+                entries: list[_Entry] = []
+                still_active = []
+                for i in active:
+                    request = every[i]
+                    token = choose_token(logits[i], answers[i], request, rngs[i])
+                    if token in self._stop_tokens:
+                        finish[i] = "stop"
+                        continue
+                    answers[i].append(token)
+                    if request.stop and self._hits_stop(answers[i], request.stop):
+                        finish[i] = "stop"
+                        continue
+                    if len(answers[i]) >= request.max_new_tokens:
+                        continue
+                    slot = slots[i]
+                    entries.append(_Entry(token, slot.seq_id, len(slot.tokens), True))
+                    slot.tokens.append(token)
+                    still_active.append(i)
+                active = still_active
+                if entries:
+                    for i, row in zip(active, self._decode(entries)):
+                        logits[i] = row
         completions = []
         for i, answer in enumerate(answers):
             text = self._model.detokenize(answer).decode("utf-8", errors="replace")
@@ -281,11 +304,11 @@ class LlamaCppBackend(LLMBackend):
                 f"(llamacpp context_per_sequence); shorten the instruction or raise the limit"
             )
 
-    def _assign_slots(self, prompts: list[list[int]]) -> list[_Slot]:
-        """Give each prompt the free slot where it saves the most work: the tokens it can reuse,
-        minus the cached tokens it would throw away (a warm preamble that another family of
-        prompts will want again); ties go to the least recently used slot."""
-        free = list(self._slots)
+    def _assign_slots(self, prompts: list[list[int]], busy: Sequence[_Slot] = ()) -> list[_Slot]:
+        """Give each prompt the free slot (not in ``busy``) where it saves the most work: the tokens
+        it can reuse, minus the cached tokens it would throw away (a warm preamble that another
+        family of prompts will want again); ties go to the least recently used slot."""
+        free = [slot for slot in self._slots if slot not in busy]
         chosen: list[_Slot] = []
 
         def value(slot: _Slot, prompt: list[int]) -> tuple[int, int]:
@@ -304,6 +327,7 @@ class LlamaCppBackend(LLMBackend):
         """Drop the cached tokens of ``slot`` from position ``keep`` on."""
         self._llama_cpp.llama_memory_seq_rm(self._ctx.memory, slot.seq_id, keep, -1)
         del slot.tokens[keep:]
+        slot.canonical = min(slot.canonical, keep)
 
     def _prefill(
         self, slots: list[_Slot], prompts: list[list[int]], output: str = "logits"
@@ -316,16 +340,12 @@ class LlamaCppBackend(LLMBackend):
         slot, the tokens whose KV data will be in place when this batch is decoded (copies run
         first, in order), so a slot filled earlier in this batch can donate only its old prefix.
         """
+        if self.deterministic:
+            return [self._prefill_in_blocks(slot, prompt, output) for slot, prompt in zip(slots, prompts)]
         valid = {slot.seq_id: list(slot.tokens) for slot in self._slots}
         entries: list[_Entry] = []
         for slot, prompt in zip(slots, prompts):
             last = len(prompt) - 1  # at least the last prompt token is decoded: its logits are needed
-            if self.deterministic:  # from an empty sequence: nothing computed earlier is reused
-                self._truncate(slot, 0)
-                valid[slot.seq_id] = []
-                slot.tokens = list(prompt)
-                entries += [_Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in range(len(prompt))]
-                continue
             keep = min(_common_prefix(valid[slot.seq_id], prompt), last)
             donor = max(
                 (other for other in self._slots if other is not slot),
@@ -344,6 +364,29 @@ class LlamaCppBackend(LLMBackend):
             ]
         return self._decode(entries, output)
 
+    def _prefill_in_blocks(self, slot: _Slot, prompt: list[int], output: str) -> np.ndarray:
+        """``deterministic`` prefill of one prompt (see ``BLOCK``): the output row of its last token."""
+        last = len(prompt) - 1
+
+        def reusable(other: _Slot) -> int:  # whole canonical blocks it shares, leaving the last token
+            shared = min(_common_prefix(other.tokens[: other.canonical], prompt), last)
+            return shared - shared % BLOCK
+
+        keep = reusable(slot)
+        donor = max((other for other in self._slots if other is not slot), key=reusable)
+        if reusable(donor) >= keep + MIN_SHARED_COPY:
+            keep = reusable(donor)
+            self._copy_prefix(donor, slot, keep)
+        else:
+            self._truncate(slot, keep)
+        slot.tokens = list(prompt)
+        slot.canonical = len(prompt) - len(prompt) % BLOCK
+        rows: list[np.ndarray] = []
+        for start in range(keep, len(prompt), BLOCK):
+            block = range(start, min(start + BLOCK, len(prompt)))
+            rows = self._decode([_Entry(prompt[pos], slot.seq_id, pos, pos == last) for pos in block], output)
+        return rows[-1]
+
     def _copy_prefix(self, donor: _Slot, slot: _Slot, length: int) -> None:
         """The first ``length`` cached tokens of ``donor`` into ``slot``. Sequences live in separate
         KV streams, which llama.cpp copies whole before the next decode; the tail is then dropped."""
@@ -351,6 +394,7 @@ class LlamaCppBackend(LLMBackend):
         self._llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, -1, -1)
         self._llama_cpp.llama_memory_seq_cp(memory, donor.seq_id, slot.seq_id, -1, -1)
         self._llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, length, -1)
+        slot.canonical = min(donor.canonical, length)
 
     def _decode(self, entries: list[_Entry], output: str = "logits") -> list[np.ndarray]:
         """Run the entries through the model in chunks; logits rows (or hidden states) for the
