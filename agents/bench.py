@@ -282,7 +282,7 @@ def _run_one(
     return result
 
 
-def _confidence(values: Sequence[float]) -> tuple[float, float]:
+def mean_and_ci95(values: Sequence[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95% confidence interval (Student's t; 0 for one run)."""
     from scipy import stats
 
@@ -319,7 +319,7 @@ def summarize(runs: Sequence[Mapping[str, Any]], agents: Sequence[BenchAgent]) -
             metric: dict(
                 zip(
                     ("mean", "ci95", "n"),
-                    (*_confidence([float(r.get(metric, float("nan"))) for r in mine]), len(mine)),
+                    (*mean_and_ci95([float(r.get(metric, float("nan"))) for r in mine]), len(mine)),
                 )
             )
             for metric, _ in METRICS
@@ -393,6 +393,11 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
 
 
 def run(config: BenchConfig) -> int:
-    out = bench(config)
+    if config.pack:
+        from agents.pack_bench import bench_pack
+
+        out = bench_pack(config)
+    else:
+        out = bench(config)
     print((out / "benchmark.md").read_text(encoding="utf-8"))
     return 0

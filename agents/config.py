@@ -178,8 +178,20 @@ class BenchConfig(EnvConfig):
     eval_limit: int = option(16, "held-out seed instructions every agent is evaluated on")
     deterministic: bool = option(False, "evaluate with the policy's most likely action instead of a sample")
     out: str = option("bench", "output directory (benchmark.md, results.json, plots, runs/)")
+    pack: str = option(
+        "",
+        "benchmark on a recorded pack (teams-rl record) instead of the live env: train on its train seeds, "
+        "evaluate on train and held-out seeds against the exact optimum; agents: SB3 algorithms, uniform, "
+        "fixed, best-fixed, optimal",
+    )
+    reward: str = option(
+        "reviewer", "reward of the replay env (--pack): reviewer, novelty or reviewer*novelty"
+    )
+    jobs: int = option(1, "runs trained in parallel processes (--pack)")
 
     def validate(self) -> None:
+        if self.jobs < 1:
+            raise ValueError(f"jobs must be at least 1, got {self.jobs}")
         if self.budget < 1:
             raise ValueError(f"budget must be at least 1 environment step, got {self.budget}")
         if not self.seeds:

@@ -99,3 +99,20 @@ def _best_fixed(
 
     visit((), np.zeros(len(seed_ids)))
     return best[1], [float(r) for r in best[2]]
+
+
+def uniform_returns(
+    reward_of: RewardOf, seed_ids: Sequence[str], n_actions: int, horizon: int, gamma: float = 1.0
+) -> dict[str, float]:
+    """Each seed's exact expected return under the uniform policy (Evol-Instruct's sampling):
+    ``U(node) = mean_a r(node + a) + gamma * U(node + a)``, the floor of a normalized score."""
+
+    def value(seed_id: str, path: tuple[int, ...]) -> float:
+        if len(path) == horizon:
+            return 0.0
+        children = [(*path, action) for action in range(n_actions)]
+        return float(
+            np.mean([reward_of(seed_id, child) + gamma * value(seed_id, child) for child in children])
+        )
+
+    return {seed_id: value(seed_id, ()) for seed_id in seed_ids}

@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.baselines import make_baseline
 from agents.oracles import env_optimum
-from teams_env.optimum import solve
+from teams_env.optimum import solve, uniform_returns
 from teams_env.recorder import record
 from teams_env.scripted import ScriptedBackend, novelty_score
 
@@ -38,6 +38,12 @@ def test_dynamic_programming_on_a_hand_built_tree():
     assert optimum.values[("A", (0,))] == 0 and optimum.values[("B", (1,))] == 0
     assert optimum.best_fixed == (0, 1)
     assert optimum.fixed_returns == {"A": 1.0, "B": 3.0} and optimum.best_fixed_return == 2.0
+
+
+def test_uniform_expected_return_on_the_hand_built_tree():
+    # A: mean of first rewards (1 + 0) / 2, then the mean of each pair below: (0 + 0) / 2, (3 + 0) / 2.
+    returns = uniform_returns(_reward, ["A", "B"], n_actions=2, horizon=2)
+    assert returns == pytest.approx({"A": 0.5 + 0.5 * (0 + 1.5), "B": 0.5 + 0.5 * (1 + 0)})
 
 
 def test_dynamic_programming_with_a_discount():

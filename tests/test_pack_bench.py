@@ -1,0 +1,100 @@
+"""``teams-rl bench --pack``: every agent trained and evaluated on a scripted pack, scores normalized
+against the pack's exact optimum and uniform floor, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agents.config import BenchConfig
+from agents.pack_bench import bench_pack, headline
+from teams_env.recorder import record
+from teams_env.scripted import ScriptedBackend, novelty_score
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Eight seeds to depth 3; the reviewer rewards an action the first time an episode takes it,
+    so the optimum (3) beats uniform sampling."""
+    seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
+    topics = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", "glaciers")
+    seeds.write_text(
+        "".join(f'{{"instruction": "Explain {t} to a child."}}\n' for t in topics), encoding="utf-8"
+    )
+    return record(
+        tmp_path_factory.mktemp("pack") / "pack",
+        depth=3,
+        progress=False,
+        expert=ScriptedBackend(score=novelty_score),
+        encoder="hashing",
+        cache=None,
+        seeds=str(seeds),
+        review_method="likelihood",
+        reviewer_threshold=0.5,
+    )
+
+
+def _config(pack: Path, out: Path, **changes) -> BenchConfig:
+    values = dict(
+        pack=str(pack),
+        out=str(out),
+        algos=["trpo", "dqn", "uniform", "fixed", "best-fixed", "optimal"],
+        variants=["discrete"],
+        seeds=[0, 1],
+        budget=96,
+        n_envs=4,
+    )
+    return BenchConfig(**(values | changes))
+
+
+def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys):
+    out = bench_pack(_config(pack, tmp_path / "bench"))
+    results = json.loads((out / "results.json").read_text())
+    summary, ceilings = results["summary"], results["ceilings"]
+    assert set(summary["train"]) == {
+        "trpo",
+        "trpo/discrete",
+        "dqn",
+        "uniform",
+        "reference",
+        "best-fixed",
+        "optimal",
+    }
+    for split in ("train", "heldout"):
+        assert ceilings[split]["optimal"] == pytest.approx(3.0)
+        assert ceilings[split]["uniform"] < ceilings[split]["best_fixed"] <= ceilings[split]["optimal"]
+        optimal = summary[split]["optimal"]
+        assert optimal["return"]["mean"] == pytest.approx(3.0)
+        assert optimal["normalized"]["mean"] == pytest.approx(1.0)
+        assert optimal["return"]["n"] == 2
+        for agent, stats in summary[split].items():
+            assert stats["normalized"]["mean"] <= 1.0 + 1e-9, agent
+    # Runs, curves and diversity are there for every run.
+    assert len(results["runs"]) == 14
+    assert all(len(run["curve"]) == 20 for run in results["runs"] if run["agent"] == "trpo")
+    assert results["summary"]["diversity_subsample_size"]["train"] >= 2
+    report = (out / "benchmark.md").read_text()
+    assert results["headline"] in report and "Held-out seeds" in report
+    assert (out / "curves.png").stat().st_size > 0 and (out / "scores.png").stat().st_size > 0
+
+    # The same command again trains nothing: every run comes from the journal.
+    capsys.readouterr()
+    bench_pack(_config(pack, tmp_path / "bench"))
+    assert "14 runs, 14 done earlier" in capsys.readouterr().out
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 14
+
+
+def test_headline_says_whether_the_interval_excludes_uniform():
+    def summary(mean: float, ci95: float) -> dict:
+        return {"heldout": {"trpo": {"normalized": {"mean": mean, "ci95": ci95, "n": 10}}}}
+
+    assert "beats uniform" in headline(summary(0.4, 0.1))
+    assert "not distinguishable" in headline(summary(0.05, 0.1))
+    assert "worse than uniform" in headline(summary(-0.3, 0.1))
+
+
+def test_agents_a_pack_cannot_serve_are_one_line_errors(pack, tmp_path):
+    with pytest.raises(ValueError, match="a pack bench runs SB3 algorithms"):
+        bench_pack(_config(pack, tmp_path / "b", algos=["random-continuous"], variants=[]))
