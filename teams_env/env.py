@@ -53,7 +53,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
     Numbers only, never text (the texts are in ``info``).
 
     - ``observation="text"`` (default): ``Box(-1, 1, (encoder_dim + 6 * max_steps + 1,), float32)``,
-      the unit-norm sentence embedding of the current instruction, the one-hot actions taken so far
+      the unit-norm sentence embedding of the current instruction (at half precision, which a
+      recorded pack stores exactly), the one-hot actions taken so far
       (one row of 6 per step, zeros for steps not taken) and the fraction of steps done.
     - ``observation="last_action"``: ``Box(0, 1, (6,), float32)``, a one-hot of the last action
       (zeros after reset): the text-blind observation of the authors' reference code.

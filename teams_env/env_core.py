@@ -16,6 +16,10 @@ from teams_env.encoder import SentenceEncoder
 N_ACTIONS = len(ACTION_NAMES)
 ObservationMode = Literal["text", "last_action"]
 ActionType = Literal["continuous", "discrete"]
+OBSERVATION_EMBEDDING_DTYPE = np.float16
+"""The precision of the embedding in a text observation. Half precision is far finer than a policy
+resolves, and it lets a pack store its embeddings in half the bytes and still give every env the
+same observation, bit for bit (:mod:`teams_env.pack_embeddings`)."""
 
 
 class InstructionEnvCore(gym.Env[np.ndarray, Any]):
@@ -99,9 +103,14 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
         history = np.zeros((self.max_steps, N_ACTIONS), np.float32)
         for step, action in enumerate(self._history):
             history[step, action] = 1.0
-        embedding = self.encoder.encode([self._instruction])[0]
+        embedding = self._embedding()
         progress = np.array([len(self._history) / self.max_steps], np.float32)
         return np.concatenate([embedding, history.ravel(), progress]).astype(np.float32)
+
+    def _embedding(self) -> np.ndarray:
+        """The current instruction's embedding at :data:`OBSERVATION_EMBEDDING_DTYPE` (a replay env
+        looks it up in its pack instead of running the encoder)."""
+        return self.encoder.encode([self._instruction])[0].astype(OBSERVATION_EMBEDDING_DTYPE)
 
     @property
     def instruction(self) -> str:

@@ -14,6 +14,9 @@ from a seed is the MDP itself. A pack is that tree, a directory of two files:
   and threshold, encoder, decoding, package versions), the depth, the seeds, node counts and the
   SHA-256 of the uncompressed nodes file, which loading checks.
 
+Beside them, ``embeddings.npz`` holds the sentence embeddings of the pack's texts for the replay
+env's observations (:mod:`teams_env.pack_embeddings`); it is derived, and rebuilt when missing.
+
 Every problem with a pack is a one-line :class:`PackError` naming the file.
 """
 

@@ -7,6 +7,7 @@ through :meth:`TeaMsInstructEnv.finish_step` of a live env positioned at the par
 holds exactly the reward, next state (``on_failure`` keep or revert) and ``info`` the live env
 gives. Finished batches are appended to ``journal.jsonl`` in the pack directory; running the same
 command again skips them, and a deeper recording of an existing pack records only the new depths.
+Last, the embeddings of the pack's texts are written beside it (:mod:`teams_env.pack_embeddings`).
 """
 
 from __future__ import annotations
@@ -228,6 +229,7 @@ def record(
 
     from teams_env.actions import ACTION_NAMES
     from teams_env.env import TeaMsInstructEnv
+    from teams_env.pack_embeddings import write_embeddings
     from teams_env.system_info import machine
 
     if depth < 1:
@@ -302,6 +304,7 @@ def record(
     }
     write_pack(out, manifest, nodes)
     (out / JOURNAL_FILE).unlink()
+    write_embeddings(out, env.encoder)  # a replay env then looks its observations up
     logger.info("recorded %d nodes to %s (%.1f s of model calls)", len(nodes), out, journal.seconds)
     return out
 

@@ -13,6 +13,7 @@ from teams_env.actions import ACTION_NAMES
 from teams_env.encoder import SentenceEncoder, shared_encoder
 from teams_env.env_core import InstructionEnvCore
 from teams_env.pack import MANIFEST_FILE, Node, Pack, PackError, shared_pack
+from teams_env.pack_embeddings import EmbeddingTable, shared_embeddings
 from teams_env.rewards import Episode, RewardFn, Transition, resolve_reward
 
 DEFAULT_PACK = Path(__file__).parent / "data" / "packs" / "default"
@@ -20,6 +21,12 @@ EMBEDDED_ENCODER_NAME = "all-MiniLM-L6-v2"
 """The name the default encoder records in a pack (``teams_env.llm.embedded``, not imported here)."""
 
 NodeKey = tuple[str, tuple[int, ...]]
+
+
+def pack_encoder_spec(manifest: dict[str, Any]) -> str:
+    """The spec that builds the encoder a pack was recorded with (``"default"`` for the embedded one)."""
+    spec = manifest.get("encoder_spec") or str(manifest.get("encoder"))
+    return "default" if spec == EMBEDDED_ENCODER_NAME else spec
 
 
 class TeaMsInstructReplayEnv(InstructionEnvCore):
@@ -39,8 +46,10 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
     ## Observation Space
 
     As the live env: ``observation="text"`` gives ``Box(-1, 1, (encoder_dim + 6 * max_steps + 1,))``
-    (the current instruction's embedding by the pack's encoder, the one-hot actions so far, the
-    fraction of steps done); ``observation="last_action"`` gives a one-hot of the last action.
+    (the current instruction's embedding by the pack's encoder, looked up in the pack's
+    ``embeddings.npz``, computed once when missing or stale (:mod:`teams_env.pack_embeddings`); the
+    one-hot actions so far; the fraction of steps done); ``observation="last_action"`` gives a
+    one-hot of the last action.
 
     ## Rewards
 
@@ -129,6 +138,10 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         self._by_text = {text: seed_id for seed_id, text in texts.items()}
 
         self._set_up_spaces(action_type, action_dim, observation, render_mode)
+        # Every text an episode can reach is in the pack, so its embedding is looked up, not computed.
+        self._embeddings: EmbeddingTable | None = (
+            shared_embeddings(self.pack, self.encoder) if observation == "text" else None
+        )
 
         self._rewards: dict[NodeKey, float] = {}
         self._pack_seed = ""
@@ -145,8 +158,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         if isinstance(requested, SentenceEncoder):
             encoder = requested
         elif requested is None or requested == manifest.get("encoder_spec"):
-            spec = manifest.get("encoder_spec") or recorded
-            encoder = shared_encoder("default" if spec == EMBEDDED_ENCODER_NAME else spec)
+            encoder = shared_encoder(pack_encoder_spec(manifest))
         else:
             encoder = shared_encoder(requested)
         if encoder.name != recorded or encoder.dim != manifest.get("encoder_dim"):
@@ -210,6 +222,10 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         }
         terminated = len(self._history) >= self.max_steps
         return self._observation(), reward, terminated, False, dict(self._last_info)
+
+    def _embedding(self) -> np.ndarray:
+        assert self._embeddings is not None  # only text observations ask for one
+        return self._embeddings.vector(self._instruction)
 
     # -- the recorded tree ------------------------------------------------------------
     @property

@@ -10,6 +10,7 @@ import pytest
 import teams_env  # noqa: F401  (registers the environments)
 from teams_env.actions import ACTION_NAMES
 from teams_env.env import TeaMsInstructEnv
+from teams_env.env_core import OBSERVATION_EMBEDDING_DTYPE as EMBEDDING_DTYPE
 from teams_env.scripted import ScriptedBackend, scripted_reply
 
 INSTRUCTION = "Explain why the sky is blue."
@@ -28,13 +29,16 @@ def test_text_observation_holds_embedding_history_and_progress(scripted_env_kwar
     env = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete"))
     obs, info = env.reset(seed=0, options={"instruction": INSTRUCTION})
     dim = env.encoder.dim
-    np.testing.assert_allclose(obs[:dim], env.encoder.encode([INSTRUCTION])[0])
+    # The embedding at the observation's (half) precision: what a recorded pack stores exactly.
+    np.testing.assert_array_equal(obs[:dim], env.encoder.encode([INSTRUCTION])[0].astype(EMBEDDING_DTYPE))
     assert not obs[dim:].any()
     obs, _, _, _, info = env.step(2)
     history = obs[dim : dim + 36].reshape(6, 6)
     assert history[0].tolist() == [0, 0, 1, 0, 0, 0] and not history[1:].any()
     assert obs[-1] == pytest.approx(1 / 6)
-    np.testing.assert_allclose(obs[:dim], env.encoder.encode([info["instruction"]])[0])
+    np.testing.assert_array_equal(
+        obs[:dim], env.encoder.encode([info["instruction"]])[0].astype(EMBEDDING_DTYPE)
+    )
     assert env.observation_space.contains(obs)
 
 
