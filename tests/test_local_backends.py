@@ -7,7 +7,7 @@ import pytest
 from teams_env.llm.base import GenerationParams, LLMError
 from teams_env.llm.embedded import embedded_gguf_path, embedded_hf_dir
 from teams_env.llm.hf import HFBackend
-from teams_env.llm.llamacpp import MIN_SHARED_COPY, LlamaCppBackend
+from teams_env.llm.llamacpp import BLOCK, MIN_SHARED_COPY, LlamaCppBackend
 
 pytestmark = pytest.mark.slow
 
@@ -62,10 +62,10 @@ def test_llamacpp_scores_choices_and_reuses_prefixes(llama, monkeypatch):
     for scores in again:  # each sequence has its own KV stream, so batching changes nothing
         assert scores.logprobs == pytest.approx(first.logprobs, abs=1e-4)
 
-    # Reuse, counted on a cold backend (slots empty, so the counts do not depend on earlier tests):
-    # the same prompt twice in a batch reuses its own slot's cache once and is copied to a second
-    # slot once; only each prompt's last token is computed again.
-    cold = LlamaCppBackend(embedded_gguf_path(), max_batch=2, context_per_sequence=256)
+    # Reuse, counted on a cold batched backend (slots empty, so the counts do not depend on earlier
+    # tests): the same prompt twice in a batch reuses its own slot's cache once and is copied to a
+    # second slot once; only each prompt's last token is computed again.
+    cold = LlamaCppBackend(embedded_gguf_path(), max_batch=2, context_per_sequence=256, deterministic=False)
     copies: list[int] = []
     decoded: list[int] = []  # tokens per decode call ("Yes" and "No" are one token: prefill only)
     copy_prefix, decode = cold._copy_prefix, cold._decode
@@ -83,6 +83,28 @@ def test_llamacpp_scores_choices_and_reuses_prefixes(llama, monkeypatch):
     assert decoded == [2]  # and each computed only its last prompt token
     for scores in twice:
         assert scores.logprobs == pytest.approx(alone.logprobs, abs=1e-4)
+    cold.close()
+
+
+def test_deterministic_llamacpp_reuses_whole_blocks(monkeypatch):
+    """The default (deterministic) mode computes a prompt in BLOCK-token pieces and reuses only whole
+    blocks: a repeated prompt computes just its last partial block, in its own slot or a copy."""
+    cold = LlamaCppBackend(embedded_gguf_path(), max_batch=2, context_per_sequence=256)
+    copies: list[int] = []
+    decoded: list[int] = []
+    copy_prefix, decode = cold._copy_prefix, cold._decode
+    monkeypatch.setattr(cold, "_copy_prefix", lambda *args: copies.append(args[2]) or copy_prefix(*args))
+    monkeypatch.setattr(
+        cold, "_decode", lambda entries, *rest: decoded.append(len(entries)) or decode(entries, *rest)
+    )
+    length = len(cold.tokenize_prompt(QUESTION))
+    whole = (length - 1) // BLOCK * BLOCK
+    alone = cold.score_choices([QUESTION], ["Yes", "No"])[0]
+    assert copies == [] and sum(decoded) == length and max(decoded) == BLOCK
+    decoded.clear()
+    twice = cold.score_choices([QUESTION, QUESTION], ["Yes", "No"])
+    assert copies == [whole] and decoded == [length - whole, length - whole]
+    assert [scores.logprobs for scores in twice] == [alone.logprobs, alone.logprobs]  # bit for bit
     cold.close()
 
 
@@ -149,5 +171,9 @@ def test_a_deterministic_llamacpp_answers_regardless_of_earlier_traffic(llama):
     assert [texts[order.index(i)].text for i in range(3)] == cold_texts
     assert [s.logprobs for s in [scores[3], *scores[:3]]] == cold_scores
     assert all(np.array_equal(states[order.index(i)], cold_states[i]) for i in range(3))
-    # Its answers are cached apart from the batched backend's, which may differ in the last digits.
-    assert warm.model_id == llama.model_id and warm.identity != llama.identity
+    # Its answers are cached apart from the batched mode's, which may differ in the last digits.
+    batched = LlamaCppBackend(
+        embedded_gguf_path(), max_batch=1, context_per_sequence=256, deterministic=False
+    )
+    assert warm.model_id == batched.model_id and warm.identity != batched.identity
+    assert llama.identity == warm.identity  # deterministic is the default
