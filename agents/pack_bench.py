@@ -27,7 +27,7 @@ import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -429,8 +429,13 @@ def bench_pack(config: BenchConfig) -> Path:
     todo = [run for run in runs_to_do if run.key not in finished]
     print(f"bench --pack: {len(runs_to_do)} runs, {len(runs_to_do) - len(todo)} done earlier", flush=True)
     with ProcessPoolExecutor(max_workers=config.jobs) as pool:
-        results = pool.map(run_one, todo) if config.jobs > 1 else map(run_one, todo)
-        for number, (run, result) in enumerate(zip(todo, results), start=1):
+        # Journaled as each run finishes, so an interrupted bench loses only the runs in flight.
+        if config.jobs > 1:
+            futures = {pool.submit(run_one, run): run for run in todo}
+            done = ((futures[future], future.result()) for future in as_completed(futures))
+        else:
+            done = ((run, run_one(run)) for run in todo)
+        for number, (run, result) in enumerate(done, start=1):
             journal.append({"key": run.key, "result": result})
             finished[run.key] = result
             print(

@@ -84,6 +84,11 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     bench_pack(_config(pack, tmp_path / "bench"))
     assert "14 runs, 14 done earlier" in capsys.readouterr().out
     assert len((out / "runs.jsonl").read_text().splitlines()) == 14
+    # Another seed adds only its own runs, trained in two processes.
+    bench_pack(_config(pack, tmp_path / "bench", seeds=[0, 1, 2], jobs=2))
+    assert "21 runs, 14 done earlier" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 21 and results["summary"]["train"]["optimal"]["return"]["n"] == 3
 
 
 def test_headline_says_whether_the_interval_excludes_uniform():
