@@ -176,7 +176,8 @@ def run_one(run: PackRun) -> dict[str, Any]:
     start = time.perf_counter()
     model, training = _train(run) if run.algo else (None, [])
     best_fixed = env_optimum(_env(run, "train").unwrapped).best_fixed
-    result: dict[str, Any] = {"agent": run.agent, "seed": run.seed, "curve": _curve(training, run.budget)}
+    curve = _curve(training, run.budget) if run.algo else []
+    result: dict[str, Any] = {"agent": run.agent, "seed": run.seed, "curve": curve}
     for split in SPLITS:
         env = _env(run, split, seed=run.seed)
         episodes = _episodes(env, _actor(run, env, model, best_fixed))
@@ -279,7 +280,8 @@ def summarize(
             } | {"kept": dict(zip(("mean", "ci95"), mean_and_ci95([len(m["kept"]) for m in mine])))}
     curves = {}
     for agent in agents:
-        rows = [run["curve"] for run in runs if run["agent"] == agent and run["curve"]]
+        # Only learners have a training curve (a policy's is empty, or all NaN in older journals).
+        rows = [run["curve"] for run in runs if run["agent"] == agent and np.isfinite(run["curve"]).any()]
         if rows:
             normalized = [[_normalized(v, table["train"]) for v in row] for row in rows]
             curves[agent] = [
@@ -309,22 +311,31 @@ def headline(summary: Mapping[str, Any], learner: str = "trpo") -> str:
         if high < 0
         else "is not distinguishable from uniform"
     )
-    return (
+    sentence = (
         f"On held-out seeds {learner.upper()} {verdict}: normalized score {score['mean']:.2f} "
         f"(95% CI {low:.2f} to {high:.2f}, {score['n']} seeds), i.e. it closes {100 * score['mean']:.0f}% "
         "of the gap from uniform sampling to the optimum."
     )
+    fixed = summary["heldout"].get("best-fixed")
+    if fixed is not None:  # the text-blind ceiling: what a policy gains by reading the instruction
+        sentence += (
+            f" The best fixed action sequence (chosen on the training seeds, blind to the text) "
+            f"scores {fixed['normalized']['mean']:.2f}."
+        )
+    return sentence
 
 
 def write_report(out: Path, results: Mapping[str, Any]) -> None:
-    summary, table = results["summary"], results["ceilings"]
+    summary, table, machine = results["summary"], results["ceilings"], results["machine"]
     lines = [
         "# Pack benchmark",
         "",
         f"Command: `{results['command']}`  ",
         f"Pack: `{results['pack']}` (content {results['pack_hash'][:12]}, depth {results['depth']}, "
         f"reward `{results['config']['reward']}`)  ",
-        f"Machine: {results['machine']}  ",
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB, accelerator "
+        f"{machine['accelerator']}; Python {machine['python']}; "
+        f"{', '.join(f'{k} {v}' for k, v in machine['versions'].items())}  ",
         f"Date: {results['date']}",
         "",
         f"**{headline(summary)}**",

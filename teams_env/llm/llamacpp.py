@@ -144,7 +144,9 @@ class LlamaCppBackend(LLMBackend):
     @property
     def identity(self) -> str:
         # Deterministic answers may differ from batched ones: they are not the same cache entries.
-        return super().identity + ("?deterministic" if self.deterministic else "")
+        # The block size is named too: answers computed in other blocks (or, before blocks, in one
+        # chunk) differ, and a cache entry must never be served for another computation.
+        return super().identity + (f"?deterministic-blocks{BLOCK}" if self.deterministic else "")
 
     # -- prompts -------------------------------------------------------------------------
     def _make_formatter(self):
