@@ -59,6 +59,7 @@ class TrainConfig(EnvConfig):
     def validate(self) -> None:
         from agents.algorithms import get_algorithm
 
+        super().validate()
         get_algorithm(self.algo).resolve_action_type(self.action_type)
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must not be negative, got {self.torch_threads}")
@@ -88,6 +89,7 @@ class EvaluatePolicyConfig(EnvConfig):
     output: str = option("", "also write the report as JSON to this file")
 
     def validate(self) -> None:
+        super().validate()
         if not self.policy:
             raise ValueError("policy is required: a run directory, a .zip checkpoint or a baseline name")
         if self.action_type not in ("continuous", "discrete"):
@@ -137,6 +139,7 @@ class GenerateConfig(EnvConfig):
     push_to_hub: str = option("", "also push the dataset to this Hugging Face Hub repo id (needs a network)")
 
     def validate(self) -> None:
+        super().validate()
         if not self.out:
             raise ValueError("out is required: the directory to write the dataset to")
         if self.action_type not in ("continuous", "discrete"):
@@ -190,6 +193,7 @@ class BenchConfig(EnvConfig):
     jobs: int = option(1, "runs trained in parallel processes (--pack)")
 
     def validate(self) -> None:
+        super().validate()
         if self.jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {self.jobs}")
         if self.budget < 1:

@@ -152,10 +152,8 @@ class Generator:
             spec = config.responder or expert
             responder = shared_backend(spec) if isinstance(spec, str) else spec
         self.ledger = QueryLedger()
-        self.responder = LLMService(
-            responder, "responder", self.ledger, open_cache(self.env_kwargs.get("cache"))
-        )
-        encoder = self.env_kwargs.get("encoder", "default")
+        self.responder = LLMService(responder, "responder", self.ledger, open_cache(self.env_kwargs["cache"]))
+        encoder = self.env_kwargs["encoder"]
         self.duplicates = NearDuplicates(
             shared_encoder(encoder) if isinstance(encoder, str) else encoder, config.dedup_threshold
         )
@@ -184,7 +182,7 @@ class Generator:
             logger.info(
                 "resuming %s: %d seeds done, %d to go", self.out, len(seed_set) - len(todo), len(todo)
             )
-        max_steps = int(self.env_kwargs.get("max_steps", 6))
+        max_steps = int(self.env_kwargs["max_steps"])
         override = action_override(config.force_actions, config.replace_actions, max_steps)
         progress = tqdm(total=len(todo), unit="seed", desc="generate", disable=not todo)
         try:

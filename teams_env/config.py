@@ -1,7 +1,14 @@
-"""The environment's options as one configuration block, shared by every command that builds it."""
+"""The environment's options as one typed dataclass: the only place their defaults live.
+
+:class:`~teams_env.env.TeaMsInstructEnv` takes its keyword defaults from here, every command that
+builds an env inherits these fields (so its flags and ``--config`` keys are the env's arguments, with
+the same defaults), and :meth:`EnvConfig.env_kwargs` hands them over unchanged. Keep this module
+light: the CLI imports it for every command.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +20,7 @@ class EnvConfig:
     expert: str = option(
         "llamacpp", "expert LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?base_url=URL, scripted"
     )
-    reviewer: str = option("", "reviewer LLM backend (same forms); empty: the expert's")
+    reviewer: str | None = option(None, "reviewer LLM backend (same forms); not set: the expert's")
     encoder: str = option(
         "default",
         "sentence encoder: default (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or hashing[:DIM]",
@@ -31,7 +38,7 @@ class EnvConfig:
         "verdict), head, likelihood, generate, embedding",
     )
     reviewer_head: str = option("bundled", "review head file (teams-rl train-reviewer), or bundled")
-    reviewer_threshold: str = option(
+    reviewer_threshold: float | str = option(
         "auto", "P(Not Equal) from which a rewrite is rewarded, or auto (calibrated)"
     )
     max_new_tokens: int = option(256, "expert's token limit per rewrite")
@@ -43,30 +50,24 @@ class EnvConfig:
         "auto", "LLM cache: auto ($TEAMS_RL_CACHE or ~/.cache/teams-rl), a file path, or none"
     )
 
+    def validate(self) -> None:
+        # Checked here as well as in the env, so a bad flag fails before any model loads.
+        if isinstance(self.reviewer_threshold, str) and self.reviewer_threshold != "auto":
+            raise ValueError(
+                f"reviewer_threshold must be 'auto' or a number, got '{self.reviewer_threshold}'"
+            )
+
     def env_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``TeaMsInstructEnv`` / ``gym.make``."""
-        threshold: float | str = self.reviewer_threshold
-        if threshold != "auto":
-            try:
-                threshold = float(threshold)
-            except ValueError:
-                raise ValueError(
-                    f"reviewer_threshold must be 'auto' or a number, got '{threshold}'"
-                ) from None
-        return {
-            "expert": self.expert,
-            "reviewer": self.reviewer or None,
-            "encoder": self.encoder,
-            "seeds": self.seeds,
-            "action_dim": self.action_dim,
-            "observation": self.observation,
-            "max_steps": self.max_steps,
-            "leak_penalty": self.leak_penalty,
-            "review_method": self.review_method,
-            "reviewer_threshold": threshold,
-            "reviewer_head": self.reviewer_head,
-            "max_new_tokens": self.max_new_tokens,
-            "temperature": self.temperature,
-            "on_failure": self.on_failure,
-            "cache": self.cache,
-        }
+        """Keyword arguments for ``TeaMsInstructEnv`` / ``gym.make``: every option above, as set."""
+        return {item.name: getattr(self, item.name) for item in dataclasses.fields(EnvConfig)}
+
+
+ENV_DEFAULTS = EnvConfig()
+"""The defaults, for the env's signature and for commands that take a single env option."""
+
+
+def env_option(name: str, help: str | None = None) -> Any:
+    """A field of another config that is the env option ``name``: the env's default, and its help
+    text unless ``help`` says more."""
+    item = next(item for item in dataclasses.fields(EnvConfig) if item.name == name)
+    return option(getattr(ENV_DEFAULTS, name), help or item.metadata["help"])

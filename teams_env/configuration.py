@@ -4,13 +4,19 @@ override the file (TRL's pattern). One implementation for every command.
 Each field's ``metadata["help"]`` is its help text. Precedence: dataclass default < YAML file <
 command line. An unknown YAML key, or a value of the wrong type, is a one-line error naming the file
 and the key.
+
+"Not set" is ``None`` (``null`` in YAML, or the key left out): an option typed ``X | None`` whose
+default is ``None`` means "not given; something else decides" and its help says what. ``"auto"`` is
+not "not set" but a value with a rule of its own (e.g. ``cache: auto`` is the default cache file).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
+import operator
 import types
 import typing
 from collections.abc import Mapping
@@ -66,12 +72,16 @@ class _DeprecatedFlag(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, types.UnionType)
+
+
 def _base_type(annotation: Any) -> tuple[Any, bool]:
-    """(the type without Optional, whether None is allowed)."""
-    origin = get_origin(annotation)
-    if origin in (Union, types.UnionType):
+    """(the type without Optional, whether None is allowed); a union of several types stays one."""
+    if _is_union(annotation):
         args = [a for a in get_args(annotation) if a is not type(None)]
-        return (args[0] if len(args) == 1 else str), len(args) < len(get_args(annotation))
+        base = functools.reduce(operator.or_, args)  # one type, or the union of several
+        return base, len(args) < len(get_args(annotation))
     return annotation, False
 
 
@@ -153,6 +163,14 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if nullable:
             return None
         raise ConfigError(f"{where}: must not be empty")
+    if _is_union(kind):  # e.g. ``float | str``: the first member that takes the value, in order
+        members = get_args(kind)
+        for member in members[:-1]:
+            try:
+                return _coerce(value, member, where)
+            except ConfigError:
+                pass
+        return _coerce(value, members[-1], where)
     origin = get_origin(kind)
     if origin in (list, tuple):
         (item,) = get_args(kind)[:1] or (str,)

@@ -11,15 +11,16 @@ import numpy as np
 from teams_env.accounting import QueryLedger
 from teams_env.actions import ACTION_NAMES
 from teams_env.cache import open_cache
+from teams_env.config import ENV_DEFAULTS
 from teams_env.elimination import leaked_phrase
-from teams_env.encoder import DEFAULT_ENCODER, SentenceEncoder, shared_encoder
+from teams_env.encoder import SentenceEncoder, shared_encoder
 from teams_env.engine import Rewrite, RewriteEngine
 from teams_env.env_core import ActionType, InstructionEnvCore, ObservationMode
 from teams_env.llm.base import GenerationParams, LLMBackend
-from teams_env.llm.registry import DEFAULT_SPEC, shared_backend
+from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import Judgement, Reviewer, ReviewMethod
-from teams_env.seeds import BUNDLED, SeedInstruction, load_seeds
+from teams_env.seeds import SeedInstruction, load_seeds
 
 
 @dataclass
@@ -88,12 +89,16 @@ class TeaMsInstructEnv(InstructionEnvCore):
 
     ## Arguments
 
+    Defaults of the options the command line also takes are those of
+    :class:`~teams_env.config.EnvConfig` (one place; its help texts are the flags' help). "Not set"
+    is ``None``.
+
     - ``expert`` / ``reviewer``: backend spec strings (see :mod:`teams_env.llm.registry`) or
-      :class:`~teams_env.llm.base.LLMBackend` objects; the reviewer defaults to the expert's spec.
+      :class:`~teams_env.llm.base.LLMBackend` objects; ``reviewer=None`` (default): the expert's.
     - ``encoder``: ``"default"`` (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or
       ``"hashing[:dim]"``.
     - ``seeds``: ``"bundled"``, a JSON/JSONL path, ``"hf:NAME"``, or a list of instruction strings.
-    - ``action_type``: ``"continuous"`` or ``"discrete"``; ``action_dim``: size of the Box.
+    - ``action_type``: ``"continuous"`` (default) or ``"discrete"``; ``action_dim``: size of the Box.
     - ``observation``: ``"text"`` or ``"last_action"``; ``max_steps``: rewrites per episode.
     - ``leak_penalty``: subtracted from the reward when the rewrite leaks prompt words.
     - ``review_method``: ``"auto"`` (the review head where it was trained for the reviewer model,
@@ -102,37 +107,38 @@ class TeaMsInstructEnv(InstructionEnvCore):
       ``reviewer_threshold``: the P(Not Equal) from which a rewrite is rewarded, or ``"auto"``
       (the head's own, or calibrated once on anchor pairs with known answers);
       ``reviewer_head``: ``"bundled"`` or a head file written by ``teams-rl train-reviewer``.
-    - ``max_new_tokens``, ``temperature``, ``sample_seed``: the expert's decoding (greedy by default).
-    - ``max_instruction_chars``: longer instructions are refused with a clear error.
+    - ``max_new_tokens``, ``temperature``, ``sample_seed`` (0): the expert's decoding (greedy by
+      default).
+    - ``max_instruction_chars`` (4000): longer instructions are refused with a clear error.
     - ``on_failure``: after a failed rewrite (Equal, or leaking prompt words), ``"keep"`` goes on
       from the rewrite (the paper's MDP) and ``"revert"`` goes on from the instruction before it
       (what dataset generation does, so one bad step does not spoil the rest of the trajectory).
     - ``cache``: ``"auto"`` (``$TEAMS_RL_CACHE`` or ``~/.cache/teams-rl/llm-cache.sqlite``), a path,
-      or ``None``; ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
+      ``"none"`` or ``None`` (no cache); ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
     - ``render_mode``: ``"ansi"`` or ``None``.
     """
 
     def __init__(
         self,
         *,
-        expert: str | LLMBackend = DEFAULT_SPEC,
-        reviewer: str | LLMBackend | None = None,
-        encoder: str | SentenceEncoder = DEFAULT_ENCODER,
-        seeds: str | os.PathLike[str] | list[str] = BUNDLED,
+        expert: str | LLMBackend = ENV_DEFAULTS.expert,
+        reviewer: str | LLMBackend | None = ENV_DEFAULTS.reviewer,
+        encoder: str | SentenceEncoder = ENV_DEFAULTS.encoder,
+        seeds: str | os.PathLike[str] | list[str] = ENV_DEFAULTS.seeds,
         action_type: ActionType = "continuous",
-        action_dim: int = 5,
-        observation: ObservationMode = "text",
-        max_steps: int = 6,
-        leak_penalty: float = 0.0,
-        review_method: ReviewMethod = "auto",
-        reviewer_threshold: float | str = "auto",
-        reviewer_head: str | os.PathLike[str] = "bundled",
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
+        action_dim: int = ENV_DEFAULTS.action_dim,
+        observation: ObservationMode = ENV_DEFAULTS.observation,
+        max_steps: int = ENV_DEFAULTS.max_steps,
+        leak_penalty: float = ENV_DEFAULTS.leak_penalty,
+        review_method: ReviewMethod = ENV_DEFAULTS.review_method,
+        reviewer_threshold: float | str = ENV_DEFAULTS.reviewer_threshold,
+        reviewer_head: str | os.PathLike[str] = ENV_DEFAULTS.reviewer_head,
+        max_new_tokens: int = ENV_DEFAULTS.max_new_tokens,
+        temperature: float = ENV_DEFAULTS.temperature,
         sample_seed: int = 0,
         max_instruction_chars: int = 4000,
-        on_failure: Literal["keep", "revert"] = "keep",
-        cache: str | os.PathLike[str] | None = "auto",
+        on_failure: Literal["keep", "revert"] = ENV_DEFAULTS.on_failure,
+        cache: str | os.PathLike[str] | None = ENV_DEFAULTS.cache,
         ledger: QueryLedger | None = None,
         render_mode: str | None = None,
     ) -> None:

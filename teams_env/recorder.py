@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teams_env.config import EnvConfig
+from teams_env.config import ENV_DEFAULTS, EnvConfig
 from teams_env.configuration import option
 from teams_env.pack import (
     MANIFEST_FILE,
@@ -83,9 +83,9 @@ def recording_settings(env: TeaMsInstructEnv, requested: dict[str, Any]) -> dict
         {
             "expert": engine.expert.backend.identity,
             "reviewer": engine.reviewer.service.backend.identity,
-            "review_method": requested.get("review_method", "auto"),
-            "reviewer_threshold": requested.get("reviewer_threshold", "auto"),
-            "reviewer_head": str(requested.get("reviewer_head", "bundled")),
+            "review_method": requested.get("review_method", ENV_DEFAULTS.review_method),
+            "reviewer_threshold": requested.get("reviewer_threshold", ENV_DEFAULTS.reviewer_threshold),
+            "reviewer_head": str(requested.get("reviewer_head", ENV_DEFAULTS.reviewer_head)),
             "encoder": env.encoder.name,
             "encoder_dim": env.encoder.dim,
             "on_failure": env.on_failure,
@@ -240,7 +240,7 @@ def record(
         raise ValueError(f"heldout must be in [0, 1), got {heldout}")
     out = Path(out)
     env_kwargs = {**env_kwargs, "action_type": "discrete", "max_steps": depth}
-    if env_kwargs.get("temperature", 0.0) > 0:
+    if env_kwargs.get("temperature", ENV_DEFAULTS.temperature) > 0:
         logger.warning("recording with temperature > 0: the pack is one sample of each node, not the MDP")
     env = TeaMsInstructEnv(**env_kwargs)
     settings = recording_settings(env, env_kwargs)
@@ -287,7 +287,7 @@ def record(
     manifest = {
         "depth": depth,
         "seeds": [{"id": seed.id, "text": seed.text} for seed in env.seeds],
-        "seed_source": str(env_kwargs.get("seeds", "bundled")),
+        "seed_source": str(env_kwargs.get("seeds", ENV_DEFAULTS.seeds)),
         "splits": _split(seed_ids, heldout, split_seed),
         **settings,
         "resolved_review_method": reviewer.method,
@@ -329,6 +329,7 @@ class RecordConfig(EnvConfig):
     split_seed: int = option(0, "seed of the train / held-out split")
 
     def validate(self) -> None:
+        super().validate()
         if not self.out:
             raise ValueError("--out PACK is required: the directory the pack is written to")
         if self.depth < 1:
@@ -339,8 +340,6 @@ def run(config: RecordConfig) -> int:
     kwargs = config.env_kwargs()
     for unused in ("action_dim", "observation", "max_steps"):
         kwargs.pop(unused)
-    if kwargs["cache"] == "none":
-        kwargs["cache"] = None
     path = record(
         config.out,
         depth=config.depth,

@@ -20,6 +20,7 @@ class RolloutConfig(EnvConfig):
     instruction: str = option("", "start every episode from this instruction instead of a seed")
 
     def validate(self) -> None:
+        super().validate()
         if self.episodes < 1:
             raise ValueError(f"episodes must be at least 1, got {self.episodes}")
 

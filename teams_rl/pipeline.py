@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.journal import read_jsonl
+from teams_env.config import ENV_DEFAULTS
 from teams_env.configuration import build, dump, load_yaml
 from teams_rl.pipeline_config import PRESETS_DIR, SHARED_KEYS, STAGES, PipelineConfig
 
@@ -70,7 +71,7 @@ def preset_values(name: str) -> dict[str, Any]:
 
 
 def resolved(config: PipelineConfig) -> PipelineConfig:
-    """The preset's values under the config's: strings left empty and stage keys not given come
+    """The preset's values under the config's: options not set (None) and stage keys not given come
     from the preset."""
     base = preset_values(config.preset)
     merged: dict[str, Any] = {}
@@ -78,7 +79,7 @@ def resolved(config: PipelineConfig) -> PipelineConfig:
         mine = getattr(config, item.name)
         if item.name in STAGES:
             merged[item.name] = {**base.get(item.name, {}), **mine}
-        elif mine in ("", None) and item.name in base:
+        elif mine is None and item.name in base:
             merged[item.name] = base[item.name]
         else:
             merged[item.name] = mine
@@ -217,7 +218,7 @@ class Pipeline:
             }
         return {
             **self._evaluate_options(),
-            "encoder": self.config.encoder or "default",
+            "encoder": self.config.encoder or ENV_DEFAULTS.encoder,
             "seed": self.config.seed,
             "base": str(self.config.sft.get("base", "embedded")),
         }
@@ -306,7 +307,7 @@ class Pipeline:
         out.mkdir(exist_ok=True)
         rows = read_jsonl(data / "dataset.jsonl")
         seeds = list(dict.fromkeys(row["seed_instruction"] for row in rows))  # those the data grew from
-        encoder = shared_encoder(self.config.encoder or "default")
+        encoder = shared_encoder(self.config.encoder or ENV_DEFAULTS.encoder)
         sets = {"seeds": seeds, "dataset": read_instructions(data / "dataset.jsonl")}
         # Vendi grows with set size: both sets also on random subsets of the smaller one's size.
         diversity = compared_diversity(sets, encoder.encode, seed=self.config.seed)

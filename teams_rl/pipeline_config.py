@@ -23,8 +23,9 @@ SHARED_KEYS = ("expert", "reviewer", "encoder", "cache", "seeds")
 @dataclass
 class PipelineConfig:
     preset: str = option("quick", "base values: quick (embedded model, CPU), paper, vllm, or a YAML file")
-    out: str = option(
-        "", "run directory; a stage complete in it with the same options is skipped (empty: pipelines/PRESET)"
+    out: str | None = option(
+        None,
+        "run directory; a stage complete in it with the same options is skipped (not set: pipelines/PRESET)",
     )
     seed: int = option(0, "seed of every stage")
     stages: list[str] = option(list(STAGES), "stages to run, in order: train, generate, sft, evaluate")
@@ -32,11 +33,11 @@ class PipelineConfig:
         False,
         "run the named stages again from scratch even when complete; the stages after them run again too",
     )
-    expert: str = option("", "expert LLM backend for every stage (empty: the preset's)")
-    reviewer: str = option("", "reviewer LLM backend (empty: the preset's, else the expert's)")
-    encoder: str = option("", "sentence encoder (empty: the preset's)")
-    cache: str = option("", "LLM cache (empty: the preset's)")
-    seeds: str = option("", "seed instructions (empty: the preset's)")
+    expert: str | None = option(None, "expert LLM backend for every stage (not set: the preset's)")
+    reviewer: str | None = option(None, "reviewer LLM backend (not set: the preset's, else the expert's)")
+    encoder: str | None = option(None, "sentence encoder (not set: the preset's)")
+    cache: str | None = option(None, "LLM cache (not set: the preset's)")
+    seeds: str | None = option(None, "seed instructions (not set: the preset's)")
     train: dict[str, Any] = option({}, "options of `teams-rl train` (KEY=VALUE,... or a YAML mapping)")
     generate: dict[str, Any] = option({}, "options of `teams-rl generate`")
     sft: dict[str, Any] = option({}, "options of `teams-rl sft` (base, method, epochs, ...)")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from teams_env.config import env_option
 from teams_env.configuration import option
 
 BATCH = 16
@@ -22,9 +23,12 @@ BATCH = 16
 
 @dataclass
 class ReviewerOptions:
-    reviewer: str = option("llamacpp", "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?...")
+    # Here there is no expert to fall back on: the reviewer's default is the env's expert.
+    reviewer: str = env_option(
+        "expert", "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?..."
+    )
     bench: str = option("bundled", "labelled pairs: bundled (the reviewer benchmark) or a JSONL file")
-    cache: str = option("auto", "LLM cache: auto, a file path, or none")
+    cache: str = env_option("cache")
 
     def pairs(self, splits: list[str]) -> list[Any]:
         from teams_env.reviewer_bench import BUNDLED_BENCH, load_pairs
@@ -39,16 +43,18 @@ class ReviewerOptions:
         return LLMService(
             shared_backend(self.reviewer),
             "reviewer",
-            cache=open_cache(None if self.cache == "none" else self.cache),
+            cache=open_cache(self.cache),
         )
 
 
 @dataclass
 class ReviewerBenchConfig(ReviewerOptions):
-    review_method: str = option("auto", "auto, head, likelihood, generate, or embedding (no LLM)")
-    reviewer_head: str = option("bundled", "review head file, or bundled")
-    reviewer_threshold: str = option("auto", "P(Not Equal) from which a pair is called Not Equal, or auto")
-    encoder: str = option("default", "sentence encoder (for the embedding judge)")
+    review_method: str = env_option("review_method")
+    reviewer_head: str = env_option("reviewer_head")
+    reviewer_threshold: float | str = env_option(
+        "reviewer_threshold", "P(Not Equal) from which a pair is called Not Equal, or auto (calibrated)"
+    )
+    encoder: str = env_option("encoder", "sentence encoder (for the embedding judge)")
     split: str = option("test", "pairs to judge: test (never trained or calibrated on), train, or all")
     out: str = option("", "write OUT.json and OUT.md (results with the command, date and machine)")
 
@@ -87,16 +93,13 @@ def run_bench(config: ReviewerBenchConfig) -> int:
     from teams_env.system_info import machine
 
     pairs = config.pairs(_splits(config.split))
-    threshold: float | str = config.reviewer_threshold
-    if threshold != "auto":
-        threshold = float(threshold)
     method = config.review_method
     service = config.service() if method != "embedding" else None
     encoder = shared_encoder(config.encoder) if method == "embedding" else None
     reviewer = Reviewer(
         service if service is not None else _no_llm(),
         method=method,  # type: ignore[arg-type]
-        threshold=threshold,
+        threshold=config.reviewer_threshold,
         head=config.reviewer_head,
         encoder=encoder,
     )

@@ -24,7 +24,7 @@ def config(tmp_path, **overrides) -> BenchConfig:
         "expert": "scripted",
         "encoder": "hashing",
         "cache": "none",
-        "reviewer_threshold": "0.5",
+        "reviewer_threshold": 0.5,
         "out": str(tmp_path / "bench"),
     }
     options.update(overrides)

@@ -89,7 +89,7 @@ def generate_config(out: Path, **overrides) -> GenerateConfig:
         "cache": "none",
         "limit": 8,
         "n_envs": 2,
-        "reviewer_threshold": "0.5",
+        "reviewer_threshold": 0.5,
     }
     return GenerateConfig(**{**options, **overrides})
 

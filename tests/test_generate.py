@@ -40,7 +40,7 @@ def config(tmp_path: Path, **overrides) -> GenerateConfig:
         "cache": "none",
         "limit": 6,
         "n_envs": 4,
-        "reviewer_threshold": "0.5",
+        "reviewer_threshold": 0.5,
     }
     options.update(overrides)
     return GenerateConfig(**options)
