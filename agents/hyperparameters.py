@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.algorithms import Algorithm
-from teams_env.configuration import load_yaml, numbers_from_yaml
+from teams_env.configuration import check_keys, load_preset, numbers_from_yaml
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 SET_BY_TRAIN = ("env", "seed", "verbose", "tensorboard_log", "device", "_init_setup_model")
@@ -44,26 +44,27 @@ def _allowed_keys(algorithm: Algorithm) -> list[str]:
 
 
 def _check_keys(algorithm: Algorithm, values: Mapping[str, Any], source: str) -> None:
-    allowed = _allowed_keys(algorithm)
     for key in values:
         if key in SET_BY_TRAIN:
             raise ValueError(
                 f"{source}: '{key}' is set by teams-rl train itself (use --seed / --device), not a hyperparameter"
             )
-        if key not in allowed:
-            raise ValueError(
-                f"{source}: unknown hyperparameter '{key}' for {algorithm.name} (known: {', '.join(allowed)})"
-            )
+    check_keys(values, _allowed_keys(algorithm), source, f"not a hyperparameter of {algorithm.name}")
 
 
 def load_hyperparams(
     algorithm: Algorithm, file: str = "", overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The algorithm's hyperparameters as plain data: ``file`` (default: the shipped YAML) with
+    """The algorithm's hyperparameters as plain data: ``file`` (a shipped name or a YAML file;
+    default: the algorithm's shipped YAML) with
     ``overrides`` merged in (mappings are merged key by key)."""
-    path = Path(file).expanduser() if file else HYPERPARAMS_DIR / f"{algorithm.name}.yml"
-    base = numbers_from_yaml(load_yaml(path))
-    _check_keys(algorithm, base, str(path))
+    base = numbers_from_yaml(
+        load_preset(
+            file or algorithm.name,
+            HYPERPARAMS_DIR,
+            lambda values, where: _check_keys(algorithm, values, where),
+        )
+    )
     overrides = numbers_from_yaml(dict(overrides or {}))
     _check_keys(algorithm, overrides, "--hyperparams")
     return _merge(base, overrides)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import SFTConfig
-from teams_env.configuration import build, load_yaml
+from teams_env.configuration import build, check_keys, load_preset
 
 DEFAULT_PRESET = "default"
 PRESETS_DIR = Path(__file__).with_name("presets")
@@ -22,33 +22,12 @@ def preset_fields() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(SFTConfig) if f.default is None)
 
 
-def shipped_presets() -> list[str]:
-    return sorted(path.stem for path in PRESETS_DIR.glob("*.yml"))
-
-
-def preset_file(name: str) -> Path:
-    """The YAML file of a shipped preset name, or ``name`` itself when it is a file."""
-    shipped = PRESETS_DIR / f"{name}.yml"
-    if shipped.is_file():
-        return shipped
-    path = Path(name).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"preset '{name}' is neither a shipped preset ({', '.join(shipped_presets())}) nor a YAML file"
-        )
-    return path
-
-
 def preset_values(name: str) -> dict[str, Any]:
-    path = preset_file(name)
-    values = load_yaml(path)
+    """A shipped preset by name, or a YAML file; it may set only :func:`preset_fields`."""
     allowed = preset_fields()
-    for key in values:
-        if str(key).replace("-", "_") not in allowed:
-            raise ValueError(
-                f"{path}: key '{key}' cannot be set by a preset (preset keys: {', '.join(allowed)})"
-            )
-    return values
+    return load_preset(
+        name, PRESETS_DIR, lambda values, where: check_keys(values, allowed, where, "a preset cannot set it")
+    )
 
 
 def apply_preset(config: SFTConfig) -> SFTConfig:

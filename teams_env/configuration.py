@@ -19,7 +19,7 @@ import logging
 import operator
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, Union, get_args, get_origin
 
@@ -259,6 +259,31 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{file}: expected a mapping of option: value, got {type(data).__name__}")
     return data
+
+
+def check_keys(
+    values: Mapping[str, Any], allowed: Collection[str], where: str, problem: str = "unknown key"
+) -> None:
+    """A one-line error naming ``where`` and the first key of ``values`` not in ``allowed``."""
+    for key in values:
+        if str(key).replace("-", "_") not in allowed:
+            raise ConfigError(f"{where}: key '{key}': {problem} (known keys: {', '.join(sorted(allowed))})")
+
+
+def load_preset(
+    name: str, directory: Path, check: Callable[[dict[str, Any], str], None] | None = None
+) -> dict[str, Any]:
+    """A preset: the shipped ``directory/NAME.yml``, else ``name`` as a YAML file, as a mapping that
+    ``check(values, file)`` accepts (it raises a one-line error naming the file and key)."""
+    shipped = directory / f"{name}.yml"
+    path = shipped if shipped.is_file() else Path(name).expanduser()
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in directory.glob("*.yml")))
+        raise FileNotFoundError(f"preset '{name}' is neither a shipped preset ({names}) nor a YAML file")
+    values = load_yaml(path)
+    if check is not None:
+        check(values, str(path))
+    return values
 
 
 def _construct(cls: type[Config], values: dict[str, tuple[Any, str]], source: str) -> Config:

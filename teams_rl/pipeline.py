@@ -35,7 +35,7 @@ from typing import Any
 
 from agents.journal import read_jsonl
 from teams_env.config import ENV_DEFAULTS
-from teams_env.configuration import build, dump, load_yaml
+from teams_env.configuration import build, check_keys, dump, load_preset
 from teams_rl.pipeline_config import PRESETS_DIR, SHARED_KEYS, STAGES, PipelineConfig
 
 DONE_DIR = ".stages"
@@ -57,17 +57,8 @@ EVALUATE_DEFAULTS = {
 
 def preset_values(name: str) -> dict[str, Any]:
     """A shipped preset by name, or a YAML file."""
-    shipped = PRESETS_DIR / f"{name}.yml"
-    path = shipped if shipped.is_file() else Path(name).expanduser()
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yml")))
-        raise FileNotFoundError(f"preset '{name}' is neither a shipped preset ({names}) nor a YAML file")
-    values = load_yaml(path)
     known = {f.name for f in dataclasses.fields(PipelineConfig)} - {"preset"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown key '{unknown[0]}' (known keys: {', '.join(sorted(known))})")
-    return values
+    return load_preset(name, PRESETS_DIR, lambda values, where: check_keys(values, known, where))
 
 
 def resolved(config: PipelineConfig) -> PipelineConfig:

@@ -4,11 +4,20 @@ and mistakes are one-line errors naming the file and key."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
 
-from teams_env.configuration import ConfigError, add_arguments, build, option, resolve
+from teams_env.configuration import (
+    ConfigError,
+    add_arguments,
+    build,
+    check_keys,
+    load_preset,
+    option,
+    resolve,
+)
 
 
 @dataclass
@@ -74,3 +83,21 @@ def test_build_from_a_mapping():
     assert build(Example, {"steps": "7"}, "preset").steps == 7
     with pytest.raises(ConfigError, match="preset: key 'colour': unknown key"):
         build(Example, {"colour": "red"}, "preset")
+
+
+def test_one_preset_loader_for_shipped_names_and_files(tmp_path):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "fast.yml").write_text("steps: 3\n", encoding="utf-8")
+    mine = tmp_path / "mine.yml"
+    mine.write_text("steps: 4\ncolour: red\n", encoding="utf-8")
+    known = [f.name for f in dataclasses.fields(Example)]
+
+    def check(values, where):
+        check_keys(values, known, where)
+
+    assert load_preset("fast", shipped, check) == {"steps": 3}
+    with pytest.raises(ConfigError, match=r"mine\.yml: key 'colour': unknown key \(known keys: fast, limit"):
+        load_preset(str(mine), shipped, check)
+    with pytest.raises(FileNotFoundError, match=r"preset 'slow' is neither a shipped preset \(fast\)"):
+        load_preset("slow", shipped, check)
