@@ -1,5 +1,6 @@
-"""``teams-rl record``: enumerate every action sequence from each seed to a depth with the live env's
-expert, reviewer and validity rules, and write a transition pack (:mod:`teams_env.pack`).
+"""Record a transition pack (``teams-rl record``): enumerate every action sequence from each seed to
+a depth with the live env's expert, reviewer and validity rules, and write the pack
+(:mod:`teams_env.pack`).
 
 Each depth is recorded in batches across all nodes and seeds: one batched expert call and one
 batched reviewer call per batch (identical requests in a batch are sent once). Every outcome goes
@@ -18,12 +19,11 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teams_env.config import ENV_DEFAULTS, EnvConfig
-from teams_env.configuration import option
+from teams_env.config import ENV_DEFAULTS
 from teams_env.pack import (
     MANIFEST_FILE,
     Node,
@@ -318,40 +318,3 @@ def _previous_pack(out: Path, settings: dict[str, Any]) -> Pack:
             f"{out}: holds a pack recorded with other settings ({', '.join(changed)}); record into another directory"
         )
     return load_pack(out)
-
-
-@dataclass
-class RecordConfig(EnvConfig):
-    depth: int = option(3, "record every action sequence up to this many rewrites")
-    out: str = option("", "pack directory to write (and to resume into)")
-    batch_size: int = option(64, "rewrites per batched model call (and per journal entry)")
-    heldout: float = option(0.25, "share of the seeds set aside as held-out seeds")
-    split_seed: int = option(0, "seed of the train / held-out split")
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.out:
-            raise ValueError("--out PACK is required: the directory the pack is written to")
-        if self.depth < 1:
-            raise ValueError(f"depth must be at least 1, got {self.depth}")
-
-
-def run(config: RecordConfig) -> int:
-    kwargs = config.env_kwargs()
-    for unused in ("action_dim", "observation", "max_steps"):
-        kwargs.pop(unused)
-    path = record(
-        config.out,
-        depth=config.depth,
-        batch_size=config.batch_size,
-        heldout=config.heldout,
-        split_seed=config.split_seed,
-        **kwargs,
-    )
-    manifest = read_manifest(path)
-    recording = manifest["recording"]
-    print(
-        f"{path}: {manifest['counts']['nodes']} nodes, {len(manifest['seeds'])} seeds, depth "
-        f"{manifest['depth']}; {recording['requests']} rewrites in {recording['seconds']:.1f} s"
-    )
-    return 0

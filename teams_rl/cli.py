@@ -45,8 +45,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "rollout",
         "Run a few episodes of the environment and print each rewrite and verdict.",
-        "teams_env.rollout:RolloutConfig",
-        "teams_env.rollout:run",
+        "teams_rl.rollout:RolloutConfig",
+        "teams_rl.rollout:run",
     ),
     Command(
         "reviewer-bench",
@@ -93,8 +93,8 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "record",
         "Record every action sequence from each seed to a depth into a transition pack (for the replay env).",
-        "teams_env.recorder:RecordConfig",
-        "teams_env.recorder:run",
+        "teams_rl.record:RecordConfig",
+        "teams_rl.record:run",
         on_interrupt=RESUMES,
     ),
     Command(

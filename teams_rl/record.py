@@ -1,0 +1,48 @@
+"""``teams-rl record``: record a transition pack (:func:`teams_env.recorder.record`) from the
+command line and print what it holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from teams_env.config import EnvConfig
+from teams_env.configuration import option
+from teams_env.pack import read_manifest
+from teams_env.recorder import record
+
+
+@dataclass
+class RecordConfig(EnvConfig):
+    depth: int = option(3, "record every action sequence up to this many rewrites")
+    out: str = option("", "pack directory to write (and to resume into)")
+    batch_size: int = option(64, "rewrites per batched model call (and per journal entry)")
+    heldout: float = option(0.25, "share of the seeds set aside as held-out seeds")
+    split_seed: int = option(0, "seed of the train / held-out split")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.out:
+            raise ValueError("--out PACK is required: the directory the pack is written to")
+        if self.depth < 1:
+            raise ValueError(f"depth must be at least 1, got {self.depth}")
+
+
+def run(config: RecordConfig) -> int:
+    kwargs = config.env_kwargs()
+    for unused in ("action_dim", "observation", "max_steps"):
+        kwargs.pop(unused)
+    path = record(
+        config.out,
+        depth=config.depth,
+        batch_size=config.batch_size,
+        heldout=config.heldout,
+        split_seed=config.split_seed,
+        **kwargs,
+    )
+    manifest = read_manifest(path)
+    recording = manifest["recording"]
+    print(
+        f"{path}: {manifest['counts']['nodes']} nodes, {len(manifest['seeds'])} seeds, depth "
+        f"{manifest['depth']}; {recording['requests']} rewrites in {recording['seconds']:.1f} s"
+    )
+    return 0
