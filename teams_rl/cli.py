@@ -36,6 +36,19 @@ QUIET_LIBRARIES = {
 }
 """Environment variables that hush libraries' progress bars, read when those libraries load."""
 
+QUIET_LOGGERS = (
+    "lm_eval",
+    "transformers",
+    "datasets",
+    "kernels",
+    "accelerate",
+    "peft",
+    "trl",
+    "sentence_transformers",
+    "huggingface_hub",
+)
+"""Libraries whose log warnings (notices about arguments, weights, defaults) are hidden unless --verbose."""
+
 OUR_PACKAGES = ("teams_env", "agents", "finetune", "teams_rl", "benchmarks")
 RESUMES = "interrupted; run the same command again to resume where it stopped"
 CACHED = "interrupted; LLM answers are cached, so running it again repeats no query already answered"
@@ -165,26 +178,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command: Command = args._command
-    # Our packages log progress at INFO; libraries only warnings (all of it with --verbose).
+def configure_output(verbose: bool) -> None:
+    """Our progress and summaries, not the libraries' notices: our packages log at INFO, libraries
+    only errors, and Python warnings (only libraries raise them here) are hidden; ``verbose`` shows
+    everything at DEBUG."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     for package in OUR_PACKAGES:
-        logging.getLogger(package).setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        logging.getLogger(package).setLevel(logging.DEBUG if verbose else logging.INFO)
     # sentence-transformers imports peft, which imports bitsandbytes, which warns on every CPU run
     # about optional 4-bit kernels that nothing here uses.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    if not args.verbose:
-        # Libraries' own progress bars and notices (transformers loading weights, datasets mapping,
-        # lm-eval explaining its arguments) drown our progress lines; --verbose shows them all.
-        for variable, value in QUIET_LIBRARIES.items():
-            os.environ.setdefault(variable, value)
-        for library in ("lm_eval", "transformers", "datasets", "kernels"):
-            logging.getLogger(library).setLevel(logging.ERROR)
+    if verbose:
+        return
+    # Libraries' own progress bars and notices (transformers loading weights, datasets mapping,
+    # lm-eval explaining its arguments) drown our progress lines.
+    for variable, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(variable, value)
+    for library in QUIET_LOGGERS:
+        logging.getLogger(library).setLevel(logging.ERROR)
+    # Deprecation and usage warnings of torch, transformers, trl, peft or bitsandbytes: our code
+    # logs rather than warns, so every Python warning here is a library's notice.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command: Command = args._command
+    configure_output(args.verbose)
     try:
         config = resolve(_load(command.config), args, args.config)
         result = _load(command.run)(config)

@@ -57,3 +57,49 @@ def test_library_progress_bars_are_hushed_unless_verbose(monkeypatch, tmp_path):
     assert not any(variable in os.environ for variable in cli.QUIET_LIBRARIES)
     assert cli.main(["reviewer-bench", "--bench", missing]) == 2
     assert all(os.environ[variable] == value for variable, value in cli.QUIET_LIBRARIES.items())
+
+
+@pytest.fixture
+def restored_logging(monkeypatch):
+    """configure_output changes process-wide logging; start from and put back the usual state."""
+    import logging
+
+    names = (*cli.QUIET_LOGGERS, "bitsandbytes", "py.warnings", *cli.OUR_PACKAGES)
+    levels = {name: logging.getLogger(name).level for name in names}
+    for variable in cli.QUIET_LIBRARIES:
+        monkeypatch.setenv(variable, "")
+    # As in a fresh process (earlier cli.main() calls here changed them):
+    logging.captureWarnings(False)
+    for name in names:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    yield
+    logging.captureWarnings(False)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _library_noise_and_our_progress() -> None:
+    import logging
+    import warnings
+
+    for library in (*cli.QUIET_LOGGERS, "bitsandbytes"):
+        logging.getLogger(library).warning("a notice from %s", library)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn_explicit(
+            "deprecated argument", FutureWarning, "transformers/trainer.py", 1, "transformers"
+        )
+    logging.getLogger("agents.train").info("step 8 of 96")
+
+
+def test_run_shows_our_progress_not_library_notices(restored_logging, caplog):
+    cli.configure_output(verbose=False)
+    _library_noise_and_our_progress()
+    assert [record.getMessage() for record in caplog.records] == ["step 8 of 96"]
+
+
+def test_verbose_shows_library_notices(restored_logging, caplog):
+    cli.configure_output(verbose=True)
+    _library_noise_and_our_progress()
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "a notice from transformers" in messages and "step 8 of 96" in messages
