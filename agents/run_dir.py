@@ -15,13 +15,13 @@ runs/TeaMsInstruct-v0__trpo__0__1732262400/
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from teams_env.configuration import load_yaml
+from teams_env.json_files import read_json_object
 
 CHECKPOINT_PATTERN = re.compile(r"^model_(\d+)_steps\.zip$")
 
@@ -92,17 +92,7 @@ class RunDir:
         return load_yaml(self.config_file)
 
     def read_env_kwargs(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.env_kwargs_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"{self.env_kwargs_file}: not found; is {self.path} a training run?"
-            ) from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{self.env_kwargs_file}:{error.lineno}: invalid JSON ({error.msg})") from error
-        if not isinstance(data, dict):
-            raise ValueError(f"{self.env_kwargs_file}: expected a JSON object")
-        return data
+        return read_json_object(self.env_kwargs_file, f"the env options of training run {self.path}")
 
 
 def run_dir_of(model_file: Path) -> RunDir | None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from teams_env.actions import ACTION_NAMES, ACTIONS
 from teams_env.encoder import SentenceEncoder
+from teams_env.json_files import read_json_object
 
 CODEC_FORMAT = "teams-rl action codec"
 CODEC_VERSION = 1
@@ -111,18 +112,7 @@ class ActionCodec:
     def load(cls, path: str | Path) -> ActionCodec:
         """A codec saved by :meth:`save`; anything else is a one-line error naming the file."""
         file = Path(path)
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{file}: action codec not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{file}: not an action codec (invalid JSON: {error})") from error
-        if not isinstance(data, dict) or data.get("format") != CODEC_FORMAT:
-            raise ValueError(f"{file}: not an action codec (no 'format': '{CODEC_FORMAT}')")
-        if data.get("version") != CODEC_VERSION:
-            raise ValueError(
-                f"{file}: action codec version {data.get('version')!r}; this version reads {CODEC_VERSION}"
-            )
+        data = read_json_object(file, "an action codec", format=CODEC_FORMAT, version=CODEC_VERSION)
         if data.get("actions") != list(ACTION_NAMES):
             raise ValueError(
                 f"{file}: saved for the actions {data.get('actions')}, but this version has "
