@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from teams_env.config import EnvConfig
+from teams_env.config import EnvConfig, env_option
 from teams_env.configuration import option
 
 ACTION_TYPE_CHOICES = ("auto", "continuous", "discrete")
@@ -168,8 +168,8 @@ class BenchConfig(EnvConfig):
         "action_type, observation, hyperparams)",
     )
     seeds: list[int] = option([0, 1, 2], "random seeds; every agent is trained and evaluated once per seed")
-    instructions: str = option(
-        "bundled",
+    instructions: str = env_option(
+        "seeds",
         "seed instructions (bundled, a JSON/JSONL file, or hf:DATASET): training draws from them, "
         "evaluation uses the held-out slice",
     )

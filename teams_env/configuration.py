@@ -6,8 +6,9 @@ command line. An unknown YAML key, or a value of the wrong type, is a one-line e
 and the key.
 
 "Not set" is ``None`` (``null`` in YAML, or the key left out): an option typed ``X | None`` whose
-default is ``None`` means "not given; something else decides" and its help says what. ``"auto"`` is
-not "not set" but a value with a rule of its own (e.g. ``cache: auto`` is the default cache file).
+default is ``None`` means "not given; something else decides" and its help says what (the env's
+``reviewer``: the expert's; the pipeline's shared options: the preset's). ``"auto"`` is not "not
+set" but a value with a rule of its own (e.g. ``cache: auto`` is the default cache file).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ command line and print what it holds."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from teams_env.config import EnvConfig
@@ -10,14 +11,19 @@ from teams_env.configuration import option
 from teams_env.pack import read_manifest
 from teams_env.recorder import record
 
+RECORD = inspect.signature(record).parameters
+"""``record()``'s keyword defaults: the flags take theirs from it (one place)."""
+
 
 @dataclass
 class RecordConfig(EnvConfig):
     depth: int = option(3, "record every action sequence up to this many rewrites")
     out: str = option("", "pack directory to write (and to resume into)")
-    batch_size: int = option(64, "rewrites per batched model call (and per journal entry)")
-    heldout: float = option(0.25, "share of the seeds set aside as held-out seeds")
-    split_seed: int = option(0, "seed of the train / held-out split")
+    batch_size: int = option(
+        RECORD["batch_size"].default, "rewrites per batched model call (and per journal entry)"
+    )
+    heldout: float = option(RECORD["heldout"].default, "share of the seeds set aside as held-out seeds")
+    split_seed: int = option(RECORD["split_seed"].default, "seed of the train / held-out split")
 
     def validate(self) -> None:
         super().validate()
