@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from agents.journal import read_jsonl
+from agents.plots import pyplot, save_figure
 from teams_env.actions import ACTION_NAMES
-from teams_env.plotting import pyplot, save_figure
 
 DIVERSITY_BARS = ("vendi_subsampled", "distinct_2", "mean_pairwise_cosine_distance")
 

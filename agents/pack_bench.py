@@ -388,7 +388,7 @@ def write_report(out: Path, results: Mapping[str, Any]) -> None:
 
 
 def plot(out: Path, summary: Mapping[str, Any], budget: int) -> None:
-    from teams_env.plotting import pyplot, save_figure
+    from agents.plots import pyplot, save_figure
 
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))

@@ -1,13 +1,32 @@
-"""The reward curve of a training run, drawn from its ``episodes.jsonl`` and ``metrics.jsonl``."""
+"""Matplotlib for reports (the Agg backend, one way to save a figure) and the reward curve of a
+training run, drawn from its ``episodes.jsonl`` and ``metrics.jsonl``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from agents.journal import read_jsonl
-from teams_env.plotting import pyplot, save_figure
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend (imported late: plotting is optional)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # must precede the pyplot import
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure: Any, path: Path) -> Path:
+    """Write ``figure`` as a PNG (folders created) and free its memory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    pyplot().close(figure)
+    return path
 
 
 def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, title: str) -> None:

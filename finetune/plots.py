@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from teams_env.plotting import pyplot, save_figure
+from agents.plots import pyplot, save_figure
 
 
 def save_line_plot(

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teams_env.json_files import read_json_object
+
 PACK_FORMAT = "teams-rl transition pack"
 PACK_VERSION = 1
 NODES_FILE = "nodes.jsonl.gz"
@@ -177,17 +179,11 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
             "'teams-rl record --seeds FILE --depth D --out PACK' and pass pack=PACK"
         )
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PackError(f"{path}: not found; is {directory} a transition pack?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PackError(f"{path}: corrupt manifest ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != PACK_FORMAT:
-        raise PackError(f"{path}: not a teams-rl transition pack manifest")
-    if manifest.get("version") != PACK_VERSION:
-        raise PackError(
-            f"{path}: pack format version {manifest.get('version')}; this teams-rl reads version {PACK_VERSION}"
+        manifest = read_json_object(
+            path, "a teams-rl transition pack manifest", format=PACK_FORMAT, version=PACK_VERSION
         )
+    except (FileNotFoundError, ValueError) as error:  # one kind of error for every pack problem
+        raise PackError(str(error)) from None
     return manifest
 
 

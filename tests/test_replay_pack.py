@@ -143,7 +143,9 @@ def test_missing_or_corrupt_packs_are_one_line_errors_naming_the_file(tmp_path, 
     (pack / MANIFEST_FILE).write_text(json.dumps(manifest)[:-5])
     with pytest.raises(PackError) as error:
         load_pack(pack)
-    assert f"{pack / MANIFEST_FILE}: corrupt manifest" in _one_line(error)
+    assert f"{pack / MANIFEST_FILE}: not a teams-rl transition pack manifest (invalid JSON" in _one_line(
+        error
+    )
 
     (pack / MANIFEST_FILE).unlink()
     with pytest.raises(PackError) as error:
