@@ -7,33 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
+from scripted_packs import record_novelty_pack
 
 from agents.config import BenchConfig
 from agents.pack_bench import bench_pack, headline
-from teams_env.recorder import record
-from teams_env.scripted import ScriptedBackend, novelty_score
+
+TOPICS = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", "glaciers")
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Eight seeds to depth 3; the reviewer rewards an action the first time an episode takes it,
-    so the optimum (3) beats uniform sampling."""
-    seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
-    topics = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", "glaciers")
-    seeds.write_text(
-        "".join(f'{{"instruction": "Explain {t} to a child."}}\n' for t in topics), encoding="utf-8"
-    )
-    return record(
-        tmp_path_factory.mktemp("pack") / "pack",
-        depth=3,
-        progress=False,
-        expert=ScriptedBackend(score=novelty_score),
-        encoder="hashing",
-        cache=None,
-        seeds=str(seeds),
-        review_method="likelihood",
-        reviewer_threshold=0.5,
-    )
+    """Eight seeds to depth 3 (optimum 3 per episode)."""
+    return record_novelty_pack(tmp_path_factory, tuple(f"Explain {t} to a child." for t in TOPICS))
 
 
 def _config(pack: Path, out: Path, **changes) -> BenchConfig:

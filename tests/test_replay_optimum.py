@@ -9,13 +9,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from scripted_packs import record_novelty_pack
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.baselines import make_baseline
 from agents.oracles import env_optimum
 from teams_env.optimum import solve, uniform_returns
-from teams_env.recorder import record
-from teams_env.scripted import ScriptedBackend, novelty_score
 
 # Two actions, depth 2. Greedy takes action 0 first on seed A (1 > 0) and ends with 1; the optimum
 # goes 1 then 0 for 3. The best fixed sequence (0, 1) is optimal on B only.
@@ -65,21 +64,10 @@ def test_bad_arguments():
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three seeds to depth 3 with a reviewer that rewards an action only the first time it is
-    taken, so the optimum (3 per episode) beats uniform actions (about 2.53)."""
-    seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
-    texts = ("Explain why the sky is blue.", "List three uses of vinegar.", "Describe a city park.")
-    seeds.write_text("".join(f'{{"instruction": "{text}"}}\n' for text in texts), encoding="utf-8")
-    return record(
-        tmp_path_factory.mktemp("pack") / "pack",
-        depth=3,
-        progress=False,
-        expert=ScriptedBackend(score=novelty_score),
-        encoder="hashing",
-        cache=None,
-        seeds=str(seeds),
-        review_method="likelihood",
-        reviewer_threshold=0.5,
+    """Three seeds to depth 3 (optimum 3 per episode, uniform actions about 2.53)."""
+    return record_novelty_pack(
+        tmp_path_factory,
+        ("Explain why the sky is blue.", "List three uses of vinegar.", "Describe a city park."),
     )
 
 
