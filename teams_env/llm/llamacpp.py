@@ -88,16 +88,18 @@ class LlamaCppBackend(LLMBackend):
         deterministic: bool = True,
     ) -> None:
         """``deterministic`` (the default): a request's answer (text, log-probabilities, hidden
-        states) never depends on earlier requests or on what shared its batch. llama.cpp's numbers
-        for a token depend on how its prompt was cut into chunks (a prompt prefilled beside a
-        shorter one is split where the shorter one ends; hidden states moved by up to 0.5), not on
-        the other sequences of a one-token decoding step (measured identical for batches of 1 to
-        8). So each prompt is prefilled alone in fixed ``BLOCK``s, reusing only whole blocks
-        computed the same way, and answers are still decoded together: on this CPU as fast as
-        packing every prompt into one chunk (2.58 vs 2.67 rewrites/s, 48 rewrites).
-        ``deterministic=False`` packs the prompts into one chunk and reuses any cached prefix; its
-        log-probabilities then move in the second or third digit with the history, and now and
-        then a greedy token changes (measured: 2 or 3 of 8 rewrites after other traffic)."""
+        states) should not depend on earlier requests or on what shared its batch. llama.cpp's
+        numbers for a token depend on how its prompt was cut into chunks (a prompt prefilled
+        beside a shorter one is split where the shorter one ends; hidden states moved by up to
+        0.5), not on the other sequences of a one-token decoding step (measured identical for
+        batches of 1 to 16). So each prompt is prefilled alone in fixed ``BLOCK``s, reusing only
+        whole blocks computed the same way, and answers are still decoded together: on this CPU as
+        fast as packing every prompt into one chunk (2.58 vs 2.67 rewrites/s, 48 rewrites). Not yet
+        complete: answers computed inside long continuous batches (96 requests) still differed
+        now and then from the same requests computed alone (12 of 17 rewrites agreed); the cause
+        is open. ``deterministic=False`` packs the prompts into one chunk and reuses any cached
+        prefix; its log-probabilities move in the second or third digit with the history, and now
+        and then a greedy token changes (measured: 2 or 3 of 8 rewrites after other traffic)."""
         import llama_cpp
         from llama_cpp import _internals
 
