@@ -177,3 +177,17 @@ def test_a_deterministic_llamacpp_answers_regardless_of_earlier_traffic(llama):
     )
     assert warm.model_id == batched.model_id and warm.identity != batched.identity
     assert llama.identity == warm.identity  # deterministic is the default
+
+
+def test_a_deterministic_llamacpp_answers_the_same_inside_a_continuous_batch(llama):
+    """More requests than slots: answers are admitted while others are mid-decode, and each decoding
+    step mixes sequences of different lengths. Every answer equals the same request's answer
+    computed alone in a fresh backend (with flash attention on, 29 of 96 rewrites differed)."""
+    from teams_env.actions import ACTIONS, rewrite_conversation
+
+    seeds = ["How to cook rice without a rice cooker", "Explain why the sky is blue.", "Name three rivers."]
+    requests = [rewrite_conversation(action, seed) for seed in seeds for action in ACTIONS]
+    params = GenerationParams(max_new_tokens=32)
+    together = llama.generate(requests, params)  # 18 requests through 4 decoding places
+    alone = LlamaCppBackend(embedded_gguf_path(), max_batch=4, context_per_sequence=1024)
+    assert [a.text for a in together] == [alone.generate([r], params)[0].text for r in requests]

@@ -88,18 +88,22 @@ class LlamaCppBackend(LLMBackend):
         deterministic: bool = True,
     ) -> None:
         """``deterministic`` (the default): a request's answer (text, log-probabilities, hidden
-        states) should not depend on earlier requests or on what shared its batch. llama.cpp's
-        numbers for a token depend on how its prompt was cut into chunks (a prompt prefilled
-        beside a shorter one is split where the shorter one ends; hidden states moved by up to
-        0.5), not on the other sequences of a one-token decoding step (measured identical for
-        batches of 1 to 16). So each prompt is prefilled alone in fixed ``BLOCK``s, reusing only
-        whole blocks computed the same way, and answers are still decoded together: on this CPU as
-        fast as packing every prompt into one chunk (2.58 vs 2.67 rewrites/s, 48 rewrites). Not yet
-        complete: answers computed inside long continuous batches (96 requests) still differed
-        now and then from the same requests computed alone (12 of 17 rewrites agreed); the cause
-        is open. ``deterministic=False`` packs the prompts into one chunk and reuses any cached
-        prefix; its log-probabilities move in the second or third digit with the history, and now
-        and then a greedy token changes (measured: 2 or 3 of 8 rewrites after other traffic)."""
+        states) does not depend on earlier requests or on what shared its batch. Two things made it
+        depend on them, both measured on this CPU:
+
+        - chunking: llama.cpp's numbers for a token depend on how its prompt was cut into chunks (a
+          prompt prefilled beside a shorter one is split where the shorter one ends; hidden states
+          moved by up to 0.5). So each prompt is prefilled alone in fixed ``BLOCK``s, reusing only
+          whole blocks computed the same way;
+        - flash attention: with it, a decoding step's rows depended on the batch (29 of 96 rewrites
+          differed between one continuous batch of 16 and one request at a time, logits by up to
+          0.8). Without it, 0 of 96 differed, at the same speed (34.0 vs 34.8 s). So it is off.
+
+        Answers are still decoded together. ``deterministic=False`` packs the prompts into one chunk,
+        reuses any cached prefix and lets llama.cpp choose flash attention; its log-probabilities
+        move in the second or third digit with the history, and now and then a greedy token changes
+        (measured: 2 or 3 of 8 rewrites after other traffic). Measured on the CPU build only: a GPU
+        build's kernels may depend on the batch in other ways."""
         import llama_cpp
         from llama_cpp import _internals
 
@@ -131,6 +135,8 @@ class LlamaCppBackend(LLMBackend):
         # One KV stream per sequence: a unified cache changed log-probs by ~0.2 with the batch's
         # composition. Separate streams narrow that, but do not remove it (see ``deterministic``).
         ctx_params.kv_unified = False
+        if deterministic:  # flash attention's decoding rows depended on the batch (see above)
+            ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
         self._n_batch = ctx_params.n_batch
         self._n_vocab = self._model.n_vocab()
@@ -146,9 +152,10 @@ class LlamaCppBackend(LLMBackend):
     @property
     def identity(self) -> str:
         # Deterministic answers may differ from batched ones: they are not the same cache entries.
-        # The block size is named too: answers computed in other blocks (or, before blocks, in one
-        # chunk) differ, and a cache entry must never be served for another computation.
-        return super().identity + (f"?deterministic-blocks{BLOCK}" if self.deterministic else "")
+        # The computation is named in full: answers computed in other blocks (or, before blocks,
+        # in one chunk, or with flash attention) differ, and a cache entry must never be served
+        # for another computation.
+        return super().identity + (f"?deterministic-blocks{BLOCK}-noflash" if self.deterministic else "")
 
     # -- prompts -------------------------------------------------------------------------
     def _make_formatter(self):
