@@ -2,10 +2,12 @@
 
 1. env steps/s, one environment vs 8 sub-environments of the batched vector env (same seeds, same
    actions, cache off), for each backend;
-2. the reviewer's cost per judgement: likelihood of the two labels vs a generated verdict (our
+2. the expert alone: the same rewrites one request at a time vs in one call (continuous batching),
+   which bounds what the vector env can gain;
+3. the reviewer's cost per judgement: likelihood of the two labels vs a generated verdict (our
    4-token fallback, and a free-form answer of up to 64 tokens as the authors' code allows);
-3. a cached re-run of the same episodes (no LLM calls);
-4. the environment's own overhead per step, with the scripted backend.
+4. a cached re-run of the same episodes (no LLM calls);
+5. the environment's own overhead per step, with the scripted backend.
 
     python -m benchmarks.env_throughput [--backends llamacpp,hf] [--episodes 8]
 """
@@ -21,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import Timer, markdown_table, write_result
+from teams_env.actions import ACTIONS
+from teams_env.config import ENV_DEFAULTS
+from teams_env.engine import RewriteEngine
 from teams_env.env import TeaMsInstructEnv
 from teams_env.llm.base import GenerationParams
 from teams_env.llm.registry import shared_backend
@@ -74,6 +79,31 @@ def throughput(backend: str, episodes: int) -> dict[str, Any]:
         "single_steps_per_s": one_steps / one.seconds,
         "vector_steps_per_s": batched_steps / batched.seconds,
         "speedup": (batched_steps / batched.seconds) / (one_steps / one.seconds),
+    }
+
+
+def expert_batching(backend: str, n_seeds: int) -> dict[str, Any]:
+    """Every action on ``n_seeds`` seeds: one request at a time, then all in one call (the backend
+    decodes up to its ``max_batch`` answers together). Same requests, same backend, greedy."""
+    seeds = [s.text for s in load_seeds().seeds][100 : 100 + n_seeds]
+    engine = RewriteEngine(
+        LLMService(shared_backend(backend), "expert"),
+        None,
+        GenerationParams(max_new_tokens=ENV_DEFAULTS.max_new_tokens),
+    )
+    requests = [(seed, action) for seed in seeds for action in range(len(ACTIONS))]
+    engine.rewrite(requests[:2])  # the few-shot preambles in the KV cache for both arms
+    with Timer() as alone:
+        one_by_one = [engine.rewrite([request])[0] for request in requests]
+    with Timer() as together:
+        batched = engine.rewrite(requests)
+    return {
+        "backend": backend,
+        "rewrites": len(requests),
+        "one_at_a_time_per_s": len(requests) / alone.seconds,
+        "one_call_per_s": len(requests) / together.seconds,
+        "speedup": alone.seconds / together.seconds,
+        "identical_texts": sum(a.text == b.text for a, b in zip(one_by_one, batched)),
     }
 
 
@@ -160,11 +190,15 @@ def main() -> None:
     parser.add_argument(
         "--episodes", type=int, default=8, help="episodes per arm (rounded to multiples of 8)"
     )
+    parser.add_argument(
+        "--batching-seeds", type=int, default=8, help="seeds (x 6 actions) for the expert-alone comparison"
+    )
     parser.add_argument("--pairs", type=int, default=24, help="instruction pairs for the reviewer comparison")
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
 
     speed = [throughput(b, args.episodes) for b in backends]
+    batching = [expert_batching(b, args.batching_seeds) for b in backends]
     review = [reviewer_cost(b, args.pairs) for b in backends]
     rerun = cached_rerun(backends[0], 2)
     own = [overhead("hashing"), overhead("default")]
@@ -177,6 +211,15 @@ def main() -> None:
                 f"{s['single_steps_per_s']:.2f} (1 env)",
                 f"{s['vector_steps_per_s']:.2f} (8 envs)",
                 f"{s['speedup']:.1f}x",
+            ]
+        )
+    for b in batching:
+        rows.append(
+            [
+                f"expert rewrites/s, {b['backend']} ({b['identical_texts']}/{b['rewrites']} texts identical)",
+                f"{b['one_at_a_time_per_s']:.2f} (one at a time)",
+                f"{b['one_call_per_s']:.2f} (one call)",
+                f"{b['speedup']:.2f}x",
             ]
         )
     for r in review:
@@ -219,7 +262,13 @@ def main() -> None:
     markdown = f"# Environment throughput\n\n{table}\n\nOne run on one machine; see env_throughput.json for the machine and the command.\n"
     path = write_result(
         "env_throughput",
-        {"throughput": speed, "reviewer": review, "cached_rerun": rerun, "overhead": own},
+        {
+            "throughput": speed,
+            "expert_batching": batching,
+            "reviewer": review,
+            "cached_rerun": rerun,
+            "overhead": own,
+        },
         markdown,
     )
     print(f"\nwritten: {path}")

@@ -6,10 +6,17 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from teams_env.config import EnvConfig
+from teams_env.config import ENV_DEFAULTS, EnvConfig
 from teams_env.configuration import option
 from teams_env.pack import read_manifest
 from teams_env.recorder import record
+
+IGNORED_ENV_OPTIONS = {
+    "action_dim": "a pack holds the discrete actions; the replay env picks its action space",
+    "observation": "the replay env picks its observation",
+    "max_steps": "use --depth (the replay env's max_steps is at most the pack's depth)",
+}
+"""Env options that shape the agent's view, not the MDP's transitions: a pack serves every value."""
 
 RECORD = inspect.signature(record).parameters
 """``record()``'s keyword defaults: the flags take theirs from it (one place)."""
@@ -27,6 +34,10 @@ class RecordConfig(EnvConfig):
 
     def validate(self) -> None:
         super().validate()
+        for name, instead in IGNORED_ENV_OPTIONS.items():
+            if getattr(self, name) != getattr(ENV_DEFAULTS, name):
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} does not apply to a recording: {instead}")
         if not self.out:
             raise ValueError("--out PACK is required: the directory the pack is written to")
         if self.depth < 1:
@@ -35,8 +46,8 @@ class RecordConfig(EnvConfig):
 
 def run(config: RecordConfig) -> int:
     kwargs = config.env_kwargs()
-    for unused in ("action_dim", "observation", "max_steps"):
-        kwargs.pop(unused)
+    for ignored in IGNORED_ENV_OPTIONS:
+        kwargs.pop(ignored)
     path = record(
         config.out,
         depth=config.depth,

@@ -11,7 +11,6 @@ import pytest
 
 from teams_env.pack import MANIFEST_FILE, NODES_FILE, PackError, load_pack
 from teams_env.recorder import JOURNAL_FILE, record
-from teams_env.rewards import REWARD_NAMES
 from teams_env.scripted import ScriptedBackend
 from teams_rl.cli import main
 
@@ -171,4 +170,5 @@ def test_record_command(tmp_path, seeds_file, capsys):
     assert f"{out}: 14 nodes, 2 seeds, depth 1" in capsys.readouterr().out
     assert main([*argv[:-2]]) == 2
     assert "--out PACK is required" in capsys.readouterr().err
-    assert REWARD_NAMES  # the reward options the replay env serves from this pack
+    assert main([*argv, "--max-steps", "2"]) == 2
+    assert "--max-steps does not apply to a recording: use --depth" in capsys.readouterr().err
