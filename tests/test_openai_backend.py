@@ -253,7 +253,10 @@ def test_prefilled_replies_are_continued_on_vllm_only_when_asked():
     with serve(FakeOpenAI([])) as fake:
         backend_for(fake).generate([prefilled], GenerationParams())
         backend_for(fake, continue_final_message=True).generate([prefilled, CHAT], GenerationParams())
-    plain, continued, unprefilled = fake.requests
+    plain, *batch = fake.requests
+    # The batch's two requests are sent concurrently: tell them apart by content, not arrival order.
+    unprefilled, continued = sorted(batch, key=lambda request: request["messages"][-1]["role"] == "assistant")
+    assert continued["messages"][-1] == prefilled[-1]
     assert "continue_final_message" not in plain
     assert continued["continue_final_message"] is True and continued["add_generation_prompt"] is False
     assert "continue_final_message" not in unprefilled
