@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,8 @@ class Command:
     run: str
     """``module:function`` called with the configuration; returns an exit code or None."""
     positional: str | None = None
-    """A list field filled from positional arguments (e.g. the files of ``diversity``)."""
+    """A field filled from positional arguments: a list field from several (the files of
+    ``diversity``), any other from one (the pack of ``audit``)."""
     on_interrupt: str = "interrupted"
     """What Ctrl-C leaves behind and how to go on."""
 
@@ -55,6 +57,12 @@ CACHED = "interrupted; LLM answers are cached, so running it again repeats no qu
 
 
 COMMANDS: tuple[Command, ...] = (
+    Command(
+        "doctor",
+        "Check this machine: CPU and llama.cpp build, torch, cache, embedded models, one real request per role.",
+        "teams_rl.doctor:DoctorConfig",
+        "teams_rl.doctor:run",
+    ),
     Command(
         "rollout",
         "Run a few episodes of the environment and print each rewrite and verdict.",
@@ -111,6 +119,13 @@ COMMANDS: tuple[Command, ...] = (
         on_interrupt=RESUMES,
     ),
     Command(
+        "audit",
+        "What a reward pays for in a transition pack: reward rates, rewarded samples, junk counts, ceilings.",
+        "teams_rl.audit:AuditConfig",
+        "teams_rl.audit:run",
+        positional="pack",
+    ),
+    Command(
         "pipeline",
         "Train, generate, fine-tune and evaluate in one run directory (--preset quick runs on this CPU).",
         "teams_rl.pipeline_config:PipelineConfig",
@@ -150,6 +165,11 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def _positional_nargs(config: type, name: str) -> str:
+    """Several values for a list option (the files of ``diversity``), else at most one (a pack)."""
+    return "*" if typing.get_origin(typing.get_type_hints(config)[name]) in (list, tuple) else "?"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="teams-rl",
@@ -169,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         if command.positional:
             sub.add_argument(
                 command.positional,
-                nargs="*",
+                nargs=_positional_nargs(_load(command.config), command.positional),
                 default=argparse.SUPPRESS,
                 metavar=command.positional.upper().rstrip("S"),
             )

@@ -33,6 +33,7 @@ from teams_env.llm.base import (
     split_prefill,
 )
 from teams_env.llm.identity import gguf_model_id
+from teams_env.llm.llamacpp_build import extra_buffers_by_default
 from teams_env.llm.sampling import choose_token, log_softmax
 
 require("llama-cpp-python", LLAMA_CPP_PYTHON_FLOOR, "the llamacpp backend")
@@ -46,6 +47,9 @@ BLOCK = 32
 (0, 32, 64, ...), one sequence per ``llama_decode`` call: a token's numbers then never depend on
 how its prompt was cut into chunks or what shared the chunk, and whole blocks computed that way
 can be reused by any later prompt that starts with the same tokens."""
+
+NO_EXTRA_BUFFERS_TAG = "noextrabufts"
+"""Names, in the cache identity, answers computed with the weights in plain buffers."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -86,6 +90,7 @@ class LlamaCppBackend(LLMBackend):
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         deterministic: bool = True,
+        extra_buffers: bool | None = None,
     ) -> None:
         """``deterministic`` (the default): a request's answer (text, log-probabilities, hidden
         states) does not depend on earlier requests or on what shared its batch. Two things made it
@@ -103,7 +108,11 @@ class LlamaCppBackend(LLMBackend):
         reuses any cached prefix and lets llama.cpp choose flash attention; its log-probabilities
         move in the second or third digit with the history, and now and then a greedy token changes
         (measured: 2 or 3 of 8 rewrites after other traffic). Measured on the CPU build only: a GPU
-        build's kernels may depend on the batch in other ways."""
+        build's kernels may depend on the batch in other ways.
+
+        ``extra_buffers``: load the weights into llama.cpp's extra buffer types (repacked layouts).
+        ``None`` (the default) decides by the build: off where it has AMX kernels, whose repacked
+        buffers segfault on the first decode (:mod:`teams_env.llm.llamacpp_build`), on elsewhere."""
         import llama_cpp
         from llama_cpp import _internals
 
@@ -122,6 +131,8 @@ class LlamaCppBackend(LLMBackend):
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers
+        self.extra_buffers = extra_buffers_by_default() if extra_buffers is None else extra_buffers
+        model_params.use_extra_bufts = self.extra_buffers
         self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         threads = n_threads or max(1, os.cpu_count() or 1)
         ctx_params = llama_cpp.llama_context_default_params()
@@ -154,8 +165,11 @@ class LlamaCppBackend(LLMBackend):
         # Deterministic answers may differ from batched ones: they are not the same cache entries.
         # The computation is named in full: answers computed in other blocks (or, before blocks,
         # in one chunk, or with flash attention) differ, and a cache entry must never be served
-        # for another computation.
-        return super().identity + (f"?deterministic-blocks{BLOCK}-noflash" if self.deterministic else "")
+        # for another computation. Plain buffers instead of repacked ones run other kernels.
+        tags = [f"deterministic-blocks{BLOCK}-noflash"] if self.deterministic else []
+        if not self.extra_buffers:
+            tags.append(NO_EXTRA_BUFFERS_TAG)
+        return super().identity + ("?" + "-".join(tags) if tags else "")
 
     # -- prompts -------------------------------------------------------------------------
     def _make_formatter(self):
