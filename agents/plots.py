@@ -1,14 +1,19 @@
-"""Matplotlib for reports (the Agg backend, one way to save a figure) and the reward curve of a
-training run, drawn from its ``episodes.jsonl`` and ``metrics.jsonl``."""
+"""Matplotlib for reports (the Agg backend, one way to save a figure), the reward curve of a
+training run, drawn from its ``episodes.jsonl`` and ``metrics.jsonl``, and the rliable figures
+(performance profiles, interval estimates) of ``agents.rl_statistics``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agents.journal import read_jsonl
+
+if TYPE_CHECKING:
+    from agents.rl_statistics import Band, Interval
 
 
 def pyplot() -> Any:
@@ -56,3 +61,42 @@ def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, tit
         axes.legend(loc="lower right")
     figure.tight_layout()
     save_figure(figure, output)
+
+
+def plot_performance_profiles(
+    profiles: Mapping[str, Band], taus: np.ndarray, output_path: Path, title: str
+) -> Path:
+    """Each algorithm's performance profile (the fraction of runs scoring above tau) as a line with
+    its confidence band shaded, as in Agarwal et al. 2021, figure 5."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for index, (name, band) in enumerate(profiles.items()):
+        axes.plot(taus, band.point, color=f"C{index}", label=name)
+        axes.fill_between(taus, band.low, band.high, color=f"C{index}", alpha=0.2)
+    axes.set_xlabel("normalized score τ")
+    axes.set_ylabel("fraction of runs with score > τ")
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_title(title)
+    axes.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, output_path)
+
+
+def plot_interval_estimates(intervals: Mapping[str, Interval], output_path: Path, xlabel: str) -> Path:
+    """One row per algorithm: its confidence interval as a horizontal bar and its point estimate
+    (e.g. the IQM) as a black tick, as in Agarwal et al. 2021, figure 9."""
+    plt = pyplot()
+    names = list(intervals)
+    figure, axes = plt.subplots(figsize=(6, 0.5 * len(names) + 1.2))
+    for row, name in enumerate(names):
+        interval = intervals[name]
+        axes.barh(
+            row, interval.high - interval.low, left=interval.low, height=0.6, color=f"C{row}", alpha=0.75
+        )
+        axes.vlines(interval.point, row - 0.3, row + 0.3, color="black", linewidth=2)
+    axes.set_yticks(np.arange(len(names)), names)
+    axes.invert_yaxis()  # first algorithm on top
+    axes.set_xlabel(xlabel)
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, output_path)
