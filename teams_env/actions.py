@@ -85,7 +85,7 @@ ACTIONS: tuple[RewriteAction, ...] = (
             ),
             (
                 "Give three tips for saving money.",
-                "Give three tips for saving money that a university student living alone on a part-time income could follow.",
+                "Give three tips for saving money on groceries that work without a car, a freezer or bulk buying.",
             ),
         ),
         reply_starts_with="instruction",
@@ -141,7 +141,7 @@ ACTIONS: tuple[RewriteAction, ...] = (
             (
                 "Which is heavier, a kilo of iron or a kilo of feathers?",
                 "Which is heavier, a kilo of iron or a kilo of feathers? First explain what a kilogram "
-                "measures, then reason step by step to a conclusion.",
+                "measures, then compare the two masses before giving the answer.",
             ),
         ),
         reply_starts_with="instruction",
@@ -156,12 +156,13 @@ ACTIONS: tuple[RewriteAction, ...] = (
         demonstrations=(
             (
                 "Find the most expensive item.",
-                "Find the most expensive item.\n\n| item | price |\n|---|---|\n| lamp | 25 |\n| chair | 40 |\n"
-                "| rug | 32 |",
+                "Find the most expensive item. Use the table below.\n\n| item | price |\n|---|---|\n| lamp | 25 |\n"
+                "| chair | 40 |\n| rug | 32 |",
             ),
             (
                 "Explain what a sorting function does.",
-                "Explain what a sorting function does.\n\n```python\ndef order(xs):\n    return sorted(xs)[::-1]\n```",
+                "Explain what a sorting function does. Use the code below.\n\n```python\ndef order(xs):\n"
+                "    return sorted(xs)[::-1]\n```",
             ),
         ),
         reply_starts_with="instruction",
@@ -185,6 +186,11 @@ def _user_turn(action: RewriteAction, instruction: str) -> str:
 DATA_OPENERS = ("|", "```", "{")
 """How the data of a complicate-input rewrite begins: a Markdown table, a code block, JSON."""
 
+DATA_REFERENCES = {"|": "Use the table below.", "```": "Use the code below.", "{": "Use the JSON below."}
+"""The sentence that makes a complicate-input instruction refer to its data before giving it. Left
+to itself the 135M expert appended data the instruction never mentioned (tables of placeholders
+under a haiku request) and the reviewer paid for it (GitHub issue 18)."""
+
 
 def reply_prefix(action: RewriteAction, instruction: str) -> str:
     """The text the expert's reply to ``action`` on ``instruction`` is made to begin with."""
@@ -196,7 +202,9 @@ def reply_prefix(action: RewriteAction, instruction: str) -> str:
         # chosen by the instruction's hash (stable across runs). Left to itself the 135M expert
         # wrote prose there in half the rewrites; with the opener, 1 in 10.
         digest = hashlib.sha256(instruction.encode("utf-8")).digest()[0]
-        return instruction + "\n\n" + DATA_OPENERS[digest % len(DATA_OPENERS)]
+        opener = DATA_OPENERS[digest % len(DATA_OPENERS)]
+        sentence_end = "" if instruction[-1:] in ".!?" else "."
+        return f"{instruction}{sentence_end} {DATA_REFERENCES[opener]}\n\n{opener}"
     if action.name == "increase_reasoning":
         return instruction  # the reasoning request follows the whole question
     # Additions go inside the sentence: "Write a poem about the sea" + " in four stanzas."
@@ -224,6 +232,49 @@ def parse_rewrite_conversation(conversation: Conversation) -> tuple[RewriteActio
         if last.startswith(prefix):
             return action, last[len(prefix) :]
     return None
+
+
+def first_data_block(before: str, rewrite: str) -> str:
+    """A complicate-input rewrite of ``before`` cut after the first data block it adds: the
+    instruction, then one table, code block or JSON value. The 135M expert went on with a second
+    copy of the table, more code or prose; a block left open (cut off by the token limit) is kept
+    whole for the validity rules to judge. Data ``before`` already had is left alone."""
+    start = rewrite.find("\n\n", len(before) if rewrite.startswith(before) else 0)
+    if start < 0:
+        return rewrite
+    instruction, gap, data = rewrite[:start], "\n\n", rewrite[start + 2 :]
+    lines = data.split("\n")
+    if not lines[0]:
+        return rewrite
+    if lines[0].startswith("|"):
+        end = next((i for i, line in enumerate(lines) if not line.startswith("|")), len(lines))
+    elif lines[0].startswith("```"):
+        end = next((i + 1 for i, line in enumerate(lines[1:], start=1) if line.strip() == "```"), len(lines))
+    elif lines[0].startswith("{"):
+        end = _json_end(lines)
+    else:
+        return rewrite
+    return instruction + gap + "\n".join(lines[:end]).rstrip()
+
+
+def _json_end(lines: list[str]) -> int:
+    """How many lines the JSON value opening ``lines`` spans (all of them if it never closes)."""
+    depth, quoted, escaped = 0, False, False
+    for number, line in enumerate(lines, start=1):
+        for char in line:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = quoted
+            elif char == '"':
+                quoted = not quoted
+            elif not quoted and char in "{[":
+                depth += 1
+            elif not quoted and char in "}]":
+                depth -= 1
+                if depth == 0:
+                    return number
+    return len(lines)
 
 
 def clean_rewrite(text: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from teams_env.actions import ACTIONS, clean_rewrite, rewrite_conversation
+from teams_env.actions import ACTIONS, clean_rewrite, first_data_block, rewrite_conversation
 from teams_env.llm.base import Completion, GenerationParams
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import EQUAL, Judgement, Reviewer
@@ -62,9 +62,12 @@ class RewriteEngine:
             for conversation, answer in zip(conversations, answers)
         ]
         results = []
-        for (before, _), completion in zip(requests, completions):
+        for (before, action), completion in zip(requests, completions):
             text = clean_rewrite(completion.text)
             cut_off = completion.finish_reason == "length"
+            if ACTIONS[action].name == "complicate_input":
+                whole, text = text, first_data_block(before, text)
+                cut_off = cut_off and text == whole  # a limit hit after the first block cut nothing kept
             if not text:
                 results.append(Rewrite(before, "empty", cut_off))
             elif normalise(text) == normalise(before):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from teams_env.actions import ACTIONS
+from teams_env.actions import ACTIONS, DATA_REFERENCES
 from teams_env.elimination import STOP_WORDS
 
 BlockKind = Literal["table", "code", "json"]
@@ -192,7 +192,10 @@ def demonstration_spans() -> frozenset[tuple[str, ...]]:
     spans: set[tuple[str, ...]] = set()
     for action in ACTIONS:
         for before, after in action.demonstrations:
-            spans |= _grams(after) - _grams(before)
+            # The sentence that introduces complicate-input data is the action's own template (every
+            # such rewrite has it), not a phrase copied from a demonstration: no span crosses it.
+            for part in re.split("|".join(map(re.escape, DATA_REFERENCES.values())), after):
+                spans |= _grams(part) - _grams(before)
     return frozenset(span for span in spans if not all(word in STOP_WORDS for word in span))
 
 

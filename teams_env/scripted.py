@@ -32,8 +32,14 @@ ACTION_CLAUSES = {
     "deepening": "Explain the causes and the consequences.",
     "concretizing": "Use one specific real-world example.",
     "increase_reasoning": "Reason step by step.",
-    "complicate_input": "Use this data: [3, 1, 2].",
+    "complicate_input": "[3, 1, 2]",
 }
+SCRIPTED_DATA = {
+    "|": "| data |\n|---|\n| [3, 1, 2] |",
+    "```": "```python\ndata = [3, 1, 2]\n```",
+    "{": '{"data": [3, 1, 2]}',
+}
+"""The well-formed block the scripted expert completes, after each complicate-input opener."""
 
 ReplyFn = Callable[[Conversation], str]
 ScoreFn = Callable[[Conversation, Sequence[str]], Sequence[float]]
@@ -44,6 +50,9 @@ def scripted_reply(conversation: Conversation) -> str:
     if rewrite is not None:
         action, instruction = rewrite
         _, prefill = split_prefill(conversation)
+        opener = next((o for o in SCRIPTED_DATA if prefill.endswith("\n\n" + o)), None)
+        if action.name == "complicate_input" and opener is not None:
+            return SCRIPTED_DATA[opener][len(opener) :]  # the block's rest, after the prefilled opener
         full = f"{instruction} {ACTION_CLAUSES[action.name]}"
         return full[len(prefill) :] if full.startswith(prefill) else full
     review = parse_review_conversation(conversation)
@@ -74,7 +83,7 @@ def novelty_score(conversation: Conversation, choices: Sequence[str]) -> list[fl
     if pair is None:
         raise ValueError("novelty_score only answers review conversations")
     before, after = pair
-    clause = next(text for text in ACTION_CLAUSES.values() if after.endswith(text))
+    clause = max(ACTION_CLAUSES.values(), key=after.rfind)  # the action applied last
     preferred = EQUAL if clause in before else NOT_EQUAL
     return [math.log(0.9) if choice == preferred else math.log(0.1) for choice in choices]
 

@@ -1,5 +1,7 @@
 """Is a rewrite an instruction a person would answer? Cheap rules catch what needs no model (a copy,
-nothing usable, a reply cut off at the token limit, a loop of repeated words, prompt words leaked);
+nothing usable, a reply cut off at the token limit, a loop of repeated words, prompt words leaked,
+and the junk data the reviewer used to pay for: a repeated block, a phrase copied from an action's
+demonstration, cut-off or malformed code or JSON, a table of placeholders; :mod:`teams_env.junk`);
 the review head's P(valid) judges the rest (an answer instead of a rewrite, a broken sentence).
 
 An invalid rewrite earns no reward in the env and is dropped by ``generate`` (elimination rule 5).
@@ -11,6 +13,7 @@ import re
 from enum import Enum
 
 from teams_env.elimination import leaked_phrase
+from teams_env.junk import junk_reasons
 
 
 class InvalidReason(str, Enum):
@@ -20,6 +23,10 @@ class InvalidReason(str, Enum):
     REPETITIVE = "repetitive"
     LEAKED_PROMPT_WORDS = "leaked_prompt_words"
     NOT_AN_INSTRUCTION = "not_an_instruction"
+    REPEATED_BLOCK = "repeated_block"
+    DEMONSTRATION_LEAK = "demonstration_leak"
+    MALFORMED_DATA = "malformed_data"
+    PLACEHOLDER_TABLE = "placeholder_table"
 
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -52,4 +59,6 @@ def rule_violation(before: str, after: str, *, cut_off: bool = False) -> Invalid
         return InvalidReason.REPETITIVE
     if leaked_phrase(after) is not None:
         return InvalidReason.LEAKED_PROMPT_WORDS
-    return None
+    # Junk the rewrite brought in (junk the instruction already had is not the rewrite's doing).
+    junk = junk_reasons(before, after)
+    return next((InvalidReason(name) for name in junk), None)

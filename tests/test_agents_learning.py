@@ -35,7 +35,7 @@ def diversity_score(conversation: Conversation, choices: Sequence[str]) -> list[
     pair = parse_review_conversation(conversation)
     assert pair is not None, "the diversity reviewer only answers review conversations"
     before, after = pair
-    clause = next(text for text in ACTION_CLAUSES.values() if after.endswith(text))
+    clause = max(ACTION_CLAUSES.values(), key=after.rfind)  # the action applied last
     preferred = EQUAL if clause in before else NOT_EQUAL
     return [math.log(0.9) if choice == preferred else math.log(0.1) for choice in choices]
 

@@ -18,7 +18,7 @@ ADD_CONSTRAINTS, COMPLICATE_INPUT = (
     ACTION_NAMES.index("complicate_input"),
 )
 SEEDS = {"sky": "Why is the sky blue?", "sea": "Why is the sea salty?"}
-LEAK = "Keep it short for a university student living alone on a budget."  # add_constraints' demonstration
+LEAK = "Keep to tips that work without a car, a freezer or bulk buying."  # add_constraints' demonstration
 TABLE = "| sea | salt |\n|---|---|\n| Dead Sea | 34% |\n| Baltic | 0.7% |"
 PLACEHOLDERS = "| sea | salt |\n|---|---|\n| sea_1 | ... |\n| sea_2 | ... |"
 CUT_OFF_JSON = '{\n  "sea": '
@@ -133,7 +133,7 @@ def test_junk_among_the_rewarded_steps(audit):
     }
     assert junk["per_action"]["complicate_input"]["repeated_block"] == 1
     assert junk["per_action"]["complicate_input"]["added_data"] == 7
-    assert junk["top_demonstration_leaks"] == [{"span": "a university student living alone on", "count": 6}]
+    assert junk["top_demonstration_leaks"] == [{"span": "that work without a car a", "count": 6}]
 
 
 def test_samples_are_rewarded_steps_with_the_instruction_before_and_the_judge(audit, pack_dir):

@@ -63,7 +63,7 @@ def test_coherent_text_repeats_no_block(text):
 
 def test_the_demonstration_spans_are_what_the_demonstrations_added():
     spans = demonstration_spans()
-    assert ("a", "university", "student", "living", "alone", "on") in spans
+    assert ("without", "a", "car", "a", "freezer", "or") in spans
     # In the demonstration's own instruction ("Give three tips for saving money."): not added.
     assert ("give", "three", "tips", "for", "saving", "money") not in spans
     assert all(len(span) == 6 for span in spans)
@@ -71,15 +71,15 @@ def test_the_demonstration_spans_are_what_the_demonstrations_added():
 
 def test_a_copied_demonstration_phrase_is_found():
     before = "How do I cook rice?"
-    after = "How do I cook rice that a university student living alone on part-time income could follow?"
-    assert demonstration_leak(before, after) == "that a university student living alone"
+    after = "How do I cook rice in ways that work without a car, a freezer or bulk buying?"
+    assert demonstration_leak(before, after) == "that work without a car a"
 
 
 def test_a_demonstration_phrase_already_there_or_rephrased_is_no_leak():
-    before = "Plan meals for a university student living alone on a budget."
+    before = "Plan meals that work without a car, a freezer or an oven."
     assert demonstration_leak(before, before + " Use only a microwave.") is None
     assert (
-        demonstration_leak("Plan meals.", "Plan meals for a student who lives alone on a small income.")
+        demonstration_leak("Plan meals.", "Plan meals that need neither a car nor a freezer.")
         is None
     )
 
@@ -171,14 +171,14 @@ def test_data_the_prose_refers_to_is_not_flagged(after):
 def test_junk_reasons_name_each_detector_that_fires_on_new_junk():
     before = "Give three tips for saving money."
     after = (
-        "Give three tips for saving money that a university student living alone could follow.\n\n"
+        "Give three tips for saving money that work without a car, a freezer or bulk buying.\n\n"
         + "| tip | saving |\n|---|---|\n| tip_1 | ... |\n| tip_2 | ... |\n\n"
         + "| tip | saving |\n|---|---|\n| tip_1 | ... |\n| tip_2 | ... |\n\n"
         + '{\n  "tips": ['
     )
     reasons = junk_reasons(before, after)
     assert set(reasons) == {"repeated_block", "demonstration_leak", "malformed_data", "placeholder_table"}
-    assert reasons["demonstration_leak"] == "three tips for saving money that"
+    assert reasons["demonstration_leak"] == "that work without a car a"
     assert "unreferenced_data" in junk_reasons(before, after, heuristics=True)
 
 
