@@ -12,6 +12,10 @@
   add_constraints, breadth, add_constraints, add_constraints, breadth, add_constraints.
 - ``optimal`` and ``best-fixed``: the exact optimum of the replay env's pack and its best fixed
   action sequence, by dynamic programming (:mod:`agents.oracles`). Replay env only.
+- ``supervised`` and ``nearest-seed``: what reading the instruction can buy, learnt from the
+  pack's ``train`` seeds (:mod:`agents.text_baselines`): a softmax regression from the
+  observation to the optimal action, and the optimal policy of the most similar training seed.
+  Replay env only.
 
 The step within the episode is carried in ``state`` (one counter per environment, reset where
 ``episode_start`` is true), as SB3 does for recurrent policies: pass the returned state back.
@@ -39,7 +43,17 @@ REFERENCE_SEQUENCE = (
     "breadth",
     "add_constraints",
 )
-BASELINE_NAMES = ("uniform", "random-continuous", "reference", "fixed:NAME,NAME,...", "optimal", "best-fixed")
+BASELINE_NAMES = (
+    "uniform",
+    "random-continuous",
+    "reference",
+    "fixed:NAME,NAME,...",
+    "optimal",
+    "best-fixed",
+    "supervised",
+    "nearest-seed",
+)
+NAMED_BASELINES = tuple(name for name in BASELINE_NAMES if ":" not in name)
 
 
 def env_codec(env: gym.Env | VecEnv) -> ActionCodec | None:
@@ -118,9 +132,7 @@ class FixedSequenceAgent(BaselineAgent):
 
 
 def is_baseline(spec: str) -> bool:
-    return spec in ("uniform", "random-continuous", "reference", "optimal", "best-fixed") or spec.startswith(
-        "fixed:"
-    )
+    return spec in NAMED_BASELINES or spec.startswith("fixed:")
 
 
 def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAgent | None:
@@ -137,5 +149,9 @@ def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAg
         from agents.oracles import BestFixedAgent, OptimalAgent
 
         return OptimalAgent(env, seed) if spec == "optimal" else BestFixedAgent(env, seed)
+    if spec in ("supervised", "nearest-seed"):
+        from agents.text_baselines import NearestSeedAgent, SupervisedAgent
+
+        return SupervisedAgent(env, seed) if spec == "supervised" else NearestSeedAgent(env, seed)
     names = [name.strip() for name in spec.removeprefix("fixed:").split(",") if name.strip()]
     return FixedSequenceAgent(env, names, seed)

@@ -105,7 +105,7 @@ def _named_agent(name: str) -> BenchAgent:
         return BenchAgent(key.rpartition(":")[2], policy=key)
     raise ValueError(
         f"unknown agent '{name}': use an algorithm ({', '.join(ALGORITHMS)}), a baseline (uniform, "
-        "random-continuous, fixed, fixed:NAME,...) or module:Class"
+        "random-continuous, fixed, fixed:NAME,..., optimal, best-fixed, supervised, nearest-seed) or module:Class"
     )
 
 

@@ -185,7 +185,7 @@ class BenchConfig(EnvConfig):
         "",
         "benchmark on a recorded pack (teams-rl record) instead of the live env: train on its train seeds, "
         "evaluate on train and held-out seeds against the exact optimum; agents: SB3 algorithms, uniform, "
-        "fixed, best-fixed, optimal",
+        "fixed, best-fixed, optimal, and supervised / nearest-seed (fitted to the train seeds' optimum)",
     )
     reward: str = option(
         "reviewer", "reward of the replay env (--pack): reviewer, novelty or reviewer*novelty"

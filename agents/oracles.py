@@ -35,6 +35,13 @@ def replay_env(env: gym.Env | VecEnv, agent: str) -> TeaMsInstructReplayEnv:
     return inner
 
 
+def env_node_keys(env: gym.Env | VecEnv) -> list[Any]:
+    """The pack node (seed id, actions so far) each (sub-)environment of ``env`` is in."""
+    if isinstance(env, VecEnv):
+        return list(env.get_attr("node_key"))
+    return [env.unwrapped.node_key]  # type: ignore[attr-defined]
+
+
 def env_optimum(env: TeaMsInstructReplayEnv, gamma: float = 1.0) -> Optimum:
     """The exact optimum of ``env``'s seeds, horizon and reward."""
     return solve(env.transition_reward, env.seed_ids, len(ACTION_NAMES), env.max_steps, gamma)
@@ -46,13 +53,8 @@ class OptimalAgent(BaselineAgent):
         self.env = env
         self.optimum = env_optimum(replay_env(env, "optimal"))
 
-    def _node_keys(self) -> list[Any]:
-        if isinstance(self.env, VecEnv):
-            return list(self.env.get_attr("node_key"))
-        return [self.env.unwrapped.node_key]  # type: ignore[attr-defined]
-
     def _actions(self, steps: np.ndarray) -> np.ndarray:
-        keys = self._node_keys()
+        keys = env_node_keys(self.env)
         if len(keys) != len(steps):
             raise ValueError(f"optimal agent: {len(steps)} observations for {len(keys)} environments")
         return self._from_indices(np.array([self.optimum.best_action[key] for key in keys]))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from teams_env.llm.base import Conversation
 from teams_env.recorder import record
-from teams_env.scripted import ScriptedBackend, novelty_score
+from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
+from teams_env.scripted import ACTION_CLAUSES, ScriptedBackend, novelty_score
 
 
 def record_novelty_pack(tmp_path_factory: pytest.TempPathFactory, texts: tuple[str, ...]) -> Path:
@@ -20,6 +24,56 @@ def record_novelty_pack(tmp_path_factory: pytest.TempPathFactory, texts: tuple[s
         depth=3,
         progress=False,
         expert=ScriptedBackend(score=novelty_score),
+        encoder="hashing",
+        cache=None,
+        seeds=str(seeds),
+        review_method="likelihood",
+        reviewer_threshold=0.5,
+    )
+
+
+TOPIC_ACTIONS = {"recipe": "concretizing", "planet": "deepening"}
+"""The one action the text-dependent reviewer rewards, by the topic word of the instruction."""
+
+
+def topic_score(conversation: Conversation, choices: Sequence[str]) -> list[float]:
+    """A reviewer whose best action depends on the seed's text: "Not Equal" (0.9 vs 0.1) exactly when
+    the clause just appended is the one of the instruction's topic (``TOPIC_ACTIONS``), every time."""
+    pair = parse_review_conversation(conversation)
+    if pair is None:
+        raise ValueError("topic_score only answers review conversations")
+    before, after = pair
+    wanted = next((action for word, action in TOPIC_ACTIONS.items() if word in before.lower()), None)
+    rewarded = wanted is not None and after.endswith(ACTION_CLAUSES[wanted])
+    preferred = NOT_EQUAL if rewarded else EQUAL
+    return [math.log(0.9) if choice == preferred else math.log(0.1) for choice in choices]
+
+
+def topic_texts(count: int = 16) -> tuple[str, ...]:
+    """Seeds alternating between the two topics of :func:`topic_score` (recipes, planets)."""
+    dishes = ("lentil", "tomato", "pumpkin", "onion", "leek", "carrot", "barley", "miso")
+    planets = ("Mars", "Venus", "Jupiter", "Saturn", "Mercury", "Neptune", "Uranus", "Pluto")
+    texts = []
+    for index in range(count):
+        if index % 2 == 0:
+            texts.append(f"Write a recipe for {dishes[index // 2 % len(dishes)]} soup.")
+        else:
+            texts.append(f"Describe the planet {planets[index // 2 % len(planets)]} and its orbit.")
+    return tuple(texts)
+
+
+def record_topic_pack(tmp_path_factory: pytest.TempPathFactory, depth: int = 2) -> Path:
+    """A pack of :func:`topic_texts` (half of them held out) whose best action depends on the text:
+    ``concretizing`` on recipes, ``deepening`` on planets, so the optimum is ``depth`` per episode
+    and a text-blind policy gets at most that on one topic."""
+    seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
+    seeds.write_text("".join(f'{{"instruction": "{text}"}}\n' for text in topic_texts()), encoding="utf-8")
+    return record(
+        tmp_path_factory.mktemp("pack") / "pack",
+        depth=depth,
+        heldout=0.5,
+        progress=False,
+        expert=ScriptedBackend(score=topic_score),
         encoder="hashing",
         cache=None,
         seeds=str(seeds),

@@ -6,11 +6,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
-from scripted_packs import record_novelty_pack
+from scripted_packs import record_novelty_pack, record_topic_pack
 
 from agents.config import BenchConfig
-from agents.pack_bench import bench_pack, headline
+from agents.pack_bench import (
+    NEAR_DUPLICATE_COSINE,
+    _Embeddings,
+    bench_pack,
+    dataset_worth,
+    headline,
+    reference_scores,
+    task_scores,
+)
 
 TOPICS = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", "glaciers")
 
@@ -19,6 +28,12 @@ TOPICS = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", 
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight seeds to depth 3 (optimum 3 per episode)."""
     return record_novelty_pack(tmp_path_factory, tuple(f"Explain {t} to a child." for t in TOPICS))
+
+
+@pytest.fixture(scope="module")
+def topic_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sixteen seeds to depth 2, half held out, whose best action depends on the text."""
+    return record_topic_pack(tmp_path_factory)
 
 
 def _config(pack: Path, out: Path, **changes) -> BenchConfig:
@@ -62,7 +77,15 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     assert results["summary"]["diversity_subsample_size"]["train"] >= 2
     report = (out / "benchmark.md").read_text()
     assert results["headline"] in report and "Held-out seeds" in report
-    assert (out / "curves.png").stat().st_size > 0 and (out / "scores.png").stat().st_size > 0
+    assert results["headline"].startswith("On held-out seeds TRPO ") and "IQM normalized score" in report
+    for name in ("curves", "scores", "profile_train", "profile_heldout", "iqm_train", "iqm_heldout"):
+        assert (out / f"{name}.png").stat().st_size > 0, name
+    for split in ("train", "heldout"):
+        # Every agent spends the same expert queries: one episode of 3 steps (1 query each) per seed.
+        budget = {agent: stats["expert_queries"]["mean"] for agent, stats in summary[split].items()}
+        assert set(budget.values()) == {3 * ceilings[split]["seeds"]}, budget
+        assert summary[split]["optimal"]["iqm"]["point"] == pytest.approx(1.0)
+        assert summary[split]["optimal"]["iqm"]["tasks"] == ceilings[split]["seeds"]
 
     # The same command again trains nothing: every run comes from the journal.
     capsys.readouterr()
@@ -76,15 +99,148 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     assert len(results["runs"]) == 21 and results["summary"]["train"]["optimal"]["return"]["n"] == 3
 
 
-def test_headline_says_whether_the_interval_excludes_uniform():
-    def summary(mean: float, ci95: float) -> dict:
-        return {"heldout": {"trpo": {"normalized": {"mean": mean, "ci95": ci95, "n": 10}}}}
+def test_headline_says_whether_the_iqm_interval_excludes_uniform():
+    def summary(point: float, low: float, high: float) -> dict:
+        interval = {"point": 0.5, "low": 0.4, "high": 0.6}
+        iqm = {"point": point, "low": low, "high": high, "runs": 3, "tasks": 12}
+        trpo = {"iqm": iqm, "p_improvement": {"uniform": interval, "best-fixed": interval}}
+        fixed = {"iqm": {"point": 0.25, "low": 0.25, "high": 0.25, "runs": 3, "tasks": 12}}
+        return {"heldout": {"trpo": trpo, "best-fixed": fixed}}
 
-    assert "beats uniform" in headline(summary(0.4, 0.1))
-    assert "not distinguishable" in headline(summary(0.05, 0.1))
-    assert "worse than uniform" in headline(summary(-0.3, 0.1))
+    sentence = headline(summary(0.4, 0.3, 0.5))
+    assert "beats uniform" in sentence and "IQM normalized score 0.40" in sentence
+    assert "95% stratified-bootstrap CI 0.30 to 0.50; 3 runs × 12 seeds" in sentence
+    assert "P(TRPO > uniform) = 0.50 [0.40, 0.60]" in sentence and "P(TRPO > best-fixed)" in sentence
+    assert "best-fixed 0.25" in sentence
+    assert "not distinguishable" in headline(summary(0.05, -0.1, 0.2))
+    assert "worse than uniform" in headline(summary(-0.3, -0.4, -0.2))
+    assert headline(summary(0.4, 0.3, 0.5), "ppo") == "ppo was not in this bench."
 
 
 def test_agents_a_pack_cannot_serve_are_one_line_errors(pack, tmp_path):
     with pytest.raises(ValueError, match="a pack bench runs SB3 algorithms"):
         bench_pack(_config(pack, tmp_path / "b", algos=["random-continuous"], variants=[]))
+
+
+def _topic_config(pack: Path, out: Path, **changes) -> BenchConfig:
+    algos = ["uniform", "best-fixed", "supervised", "nearest-seed", "optimal"]
+    return _config(pack, out, **({"algos": algos, "variants": []} | changes))
+
+
+def test_text_baselines_beat_the_best_fixed_sequence_on_held_out_seeds(topic_pack, tmp_path):
+    out = bench_pack(_topic_config(topic_pack, tmp_path / "bench"))
+    results = json.loads((out / "results.json").read_text())
+    heldout = results["summary"]["heldout"]
+    # Both topics are held out, so no fixed sequence is optimal there.
+    assert results["ceilings"]["heldout"]["best_fixed"] < results["ceilings"]["heldout"]["optimal"]
+    assert heldout["best-fixed"]["iqm"]["point"] < 0.6
+    for agent in ("supervised", "nearest-seed"):
+        score = heldout[agent]["iqm"]
+        assert score["point"] == pytest.approx(1.0), agent
+        assert score["low"] > heldout["best-fixed"]["iqm"]["high"], agent
+        assert (score["runs"], score["tasks"]) == (2, 8)
+        assert heldout[agent]["p_improvement"]["best-fixed"]["low"] > 0.5, agent
+        assert heldout[agent]["p_improvement"]["uniform"]["point"] == pytest.approx(1.0), agent
+    assert heldout["uniform"]["iqm"]["low"] < 0 < heldout["uniform"]["iqm"]["high"]
+    assert results["headline"].startswith(
+        "On held-out seeds SUPERVISED beats uniform: IQM normalized score 1.00 (95% stratified-bootstrap "
+        "CI 1.00 to 1.00; 2 runs × 8 seeds)"
+    )
+    report = (out / "benchmark.md").read_text()
+    assert results["headline"] in report
+    assert (
+        "| agent | runs | IQM normalized [95% CI] | P(> uniform) [95% CI] | P(> best-fixed) [95% CI] |"
+        in report
+    )
+    assert "| nearest-seed | 2 | 1.00 [1.00, 1.00] | 1.00 [1.00, 1.00] | " in report
+    assert "## Dataset worth per expert query" in report and f"≥ {NEAR_DUPLICATE_COSINE}" in report
+    # Equal budgets: 8 seeds x 2 steps x 1 expert query, whatever the agent.
+    for agent, stats in heldout.items():
+        assert stats["expert_queries"]["mean"] == 16, agent
+        assert stats["distinct_kept"]["mean"] <= stats["kept"]["mean"]
+        assert stats["distinct_kept_per_query"]["mean"] == pytest.approx(stats["distinct_kept"]["mean"] / 16)
+        assert stats["vendi_per_query"]["mean"] == pytest.approx(stats["vendi_kept"]["mean"] / 16)
+    assert heldout["optimal"]["kept"]["mean"] == 16  # every step of an optimal episode is rewarded
+    for agent in ("supervised", "nearest-seed"):
+        for metric in ("distinct_kept_per_query", "vendi_per_query"):
+            assert heldout[agent][metric]["mean"] > heldout["best-fixed"][metric]["mean"], (agent, metric)
+
+
+def test_runs_journaled_without_per_seed_results_are_run_again(topic_pack, tmp_path, capsys):
+    config = _topic_config(topic_pack, tmp_path / "bench", algos=["nearest-seed", "optimal"], seeds=[0])
+    out = bench_pack(config)
+    journal = out / "runs.jsonl"
+    old, current = (json.loads(line) for line in journal.read_text().splitlines())
+    for split in ("train", "heldout"):
+        del old["result"][split]["seeds"]  # as journaled before per-seed results existed
+    journal.write_text(json.dumps(old) + "\n" + json.dumps(current) + "\n")
+    capsys.readouterr()
+    bench_pack(config)
+    assert "2 runs, 1 done earlier, 1 journaled without per-seed results run again" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert all(len(run["heldout"]["seeds"]) == 8 for run in results["runs"])
+    assert results["summary"]["heldout"]["nearest-seed"]["iqm"]["point"] == pytest.approx(1.0)
+    capsys.readouterr()
+    bench_pack(config)
+    assert "2 runs, 2 done earlier\n" in capsys.readouterr().out
+
+
+class _Vectors:
+    """An encoder that looks texts up in a table."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.array([self.vectors[text] for text in texts], dtype=float)
+
+
+def test_dataset_worth_counts_distinct_kept_rewrites_per_expert_query():
+    close = NEAR_DUPLICATE_COSINE + 0.01
+    apart = NEAR_DUPLICATE_COSINE - 0.01
+    vectors = {
+        "a": [1, 0, 0],
+        "near a": [close, np.sqrt(1 - close**2), 0],  # a near-duplicate of a
+        "not near a": [apart, 0, np.sqrt(1 - apart**2)],  # just below the threshold: kept
+        "b": [0, 1, 0],
+        "c": [0, 0, 1],
+    }
+    per_seed = [
+        {"seed_id": "s1", "return": 2.0, "expert_queries": 3, "kept": ["a", "near a"]},
+        {"seed_id": "s2", "return": 1.0, "expert_queries": 3, "kept": ["b", "a"]},  # a again: a duplicate
+        {"seed_id": "s3", "return": 2.0, "expert_queries": 4, "kept": ["c", "not near a"]},
+    ]
+    worth = dataset_worth(per_seed, _Embeddings(_Vectors(vectors)))
+    assert worth["expert_queries"] == 10
+    assert worth["distinct_kept"] == 4 and worth["distinct_kept_per_query"] == pytest.approx(0.4)
+    assert 2.5 < worth["vendi_kept"] < 3 and worth["vendi_per_query"] == pytest.approx(
+        worth["vendi_kept"] / 10
+    )
+    only_orthogonal = dataset_worth(per_seed[:2], _Embeddings(_Vectors(vectors)))
+    assert only_orthogonal["distinct_kept"] == 2 and only_orthogonal["vendi_kept"] == pytest.approx(2.0)
+    nothing = dataset_worth(
+        [{"seed_id": "s", "return": 0.0, "expert_queries": 0, "kept": []}], _Embeddings(None)
+    )
+    assert (
+        nothing["distinct_kept"] == 0 and nothing["vendi_kept"] == 0 and np.isnan(nothing["vendi_per_query"])
+    )
+
+
+def test_task_scores_normalize_each_seed_by_its_own_ceilings():
+    ceiling = {
+        "per_seed": {
+            "s1": {"optimal": 3.0, "uniform": 1.0, "best_fixed": 2.0},
+            "s2": {"optimal": 1.0, "uniform": 1.0, "best_fixed": 1.0},  # nothing to choose: no task
+            "s3": {"optimal": 2.0, "uniform": 0.5, "best_fixed": 0.5},
+        }
+    }
+
+    def run(r1: float, r3: float) -> dict:
+        seeds = [{"seed_id": s, "return": r} for s, r in (("s1", r1), ("s2", 1.0), ("s3", r3))]
+        return {"heldout": {"seeds": seeds}}
+
+    scores = task_scores([run(2.0, 2.0), run(0.0, 1.25)], "heldout", ceiling)
+    np.testing.assert_allclose(scores, [[0.5, 1.0], [-0.5, 0.5]])
+    references = reference_scores(ceiling)
+    np.testing.assert_allclose(references["uniform"], [[0.0, 0.0]])
+    np.testing.assert_allclose(references["best-fixed"], [[0.5, 0.0]])
