@@ -24,6 +24,14 @@ class TrainConfig(EnvConfig):
         "continuous (TeaMsInstruct-v0, encoded action prompts), discrete (TeaMsInstructDiscrete-v0), "
         "or auto: continuous when the algorithm supports it, else discrete",
     )
+    pack: str = option(
+        "",
+        "train on a recorded transition pack (teams-rl record) instead of the live env: default (the "
+        "shipped one) or a pack directory. The replay env of its train seeds has the live env's spaces "
+        "(the pack's encoder; episodes of the pack's depth, or --max-steps if smaller), so the policy then "
+        "drives the live expert (generate); at the end it is evaluated on the pack's held-out seeds "
+        "(pack_eval.json in the run directory)",
+    )
     total_timesteps: int = option(
         896, "environment steps to train for, one reviewer request each (896: the paper's reviewer budget)"
     )
@@ -48,7 +56,9 @@ class TrainConfig(EnvConfig):
         "hyperparameters cannot change (the checkpoint's model keeps its own)",
     )
     checkpoint_freq: int = option(
-        192, "save a checkpoint every N environment steps (the end of training always saves one)"
+        192,
+        "save a checkpoint every N environment steps (the end of training always saves one); with --pack, "
+        "whose steps cost no LLM call, the default 192 means 5000",
     )
     progress_bar: bool = option(True, "show a progress bar (tqdm + rich)")
     device: str = option("auto", "torch device of the policy: auto, cpu, cuda, ...")

@@ -34,9 +34,17 @@ def save_figure(figure: Any, path: Path) -> Path:
     return path
 
 
-def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, title: str) -> None:
+def plot_reward_curve(
+    episodes_file: Path,
+    metrics_file: Path,
+    output: Path,
+    title: str,
+    references: Mapping[str, float] | None = None,
+    xlabel: str = "environment steps (reviewer requests)",
+) -> None:
     """Each episode's return (dots) and SB3's running mean ``rollout/ep_rew_mean`` (line) against
-    environment steps."""
+    environment steps; ``references`` (label -> return, e.g. a pack's uniform, best fixed and
+    optimal returns) are drawn as dashed horizontal lines."""
     plt = pyplot()
     episodes = read_jsonl(episodes_file)
     means = [row for row in read_jsonl(metrics_file) if "rollout/ep_rew_mean" in row]
@@ -52,13 +60,15 @@ def plot_reward_curve(episodes_file: Path, metrics_file: Path, output: Path, tit
             color="C1",
             label="mean of the last 100 episodes",
         )
+    for index, (label, value) in enumerate((references or {}).items()):
+        axes.axhline(value, color=f"C{index + 2}", linestyle="--", linewidth=1, label=f"{label}: {value:.2f}")
     if not episodes and not means:
         axes.text(0.5, 0.5, "no finished episode yet", ha="center", va="center", transform=axes.transAxes)
-    axes.set_xlabel("environment steps (reviewer requests)")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel("episodic return (Not-Equal verdicts)")
     axes.set_title(title)
-    if episodes or means:
-        axes.legend(loc="lower right")
+    if episodes or means or references:
+        axes.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     save_figure(figure, output)
 

@@ -2,7 +2,9 @@
 
 The policy acts in a batched vector environment (:class:`~teams_env.vector.TeaMsInstructVecEnv`
 in SB3's ``VecMonitor``): each step sends one batched expert call and one batched reviewer call
-for all sub-environments. Everything the run produces goes into its run directory (layout in
+for all sub-environments. With ``--pack`` it acts in the replay env of a recorded pack instead, with
+the live env's spaces, and is evaluated on the pack's held-out seeds at the end
+(:mod:`agents.pack_training`). Everything the run produces goes into its run directory (layout in
 :mod:`agents.run_dir`); ``--resume RUN_DIR`` continues it from its latest checkpoint and appends
 to its logs.
 """
@@ -23,14 +25,17 @@ import yaml
 from agents.algorithms import ENV_ID_BY_ACTION_TYPE, Algorithm, get_algorithm
 from agents.config import TrainConfig
 from agents.hyperparameters import load_hyperparams, model_arguments
+from agents.pack_training import checkpoint_steps, evaluate_on_pack, live_env_kwargs, load_training_pack
+from agents.pack_training import make_vec_env as make_pack_vec_env
 from agents.run_dir import RunDir
+from teams_env import REPLAY_ENV_IDS
 from teams_env.accounting import ROLES, QueryLedger, RoleUsage
 from teams_env.configuration import build, dump
 
 logger = logging.getLogger(__name__)
 
-FIXED_BY_RUN = ("algo", "action_type", "encoder", "action_dim", "observation", "max_steps")
-"""Options a resumed run cannot change: they fix the model's class and its spaces."""
+FIXED_BY_RUN = ("algo", "action_type", "encoder", "action_dim", "observation", "max_steps", "pack")
+"""Options a resumed run cannot change: they fix the model's class, its spaces and its MDP."""
 
 
 def _resumed_config(config: TrainConfig) -> tuple[TrainConfig, RunDir]:
@@ -184,13 +189,17 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         config, run_dir = _resumed_config(config)
     algorithm = get_algorithm(config.algo)
     action_type = algorithm.resolve_action_type(config.action_type)
-    env_id = ENV_ID_BY_ACTION_TYPE[action_type]
+    pack = load_training_pack(config) if config.pack else None
+    env_id = REPLAY_ENV_IDS[action_type == "discrete"] if pack else ENV_ID_BY_ACTION_TYPE[action_type]
     hyperparams = load_hyperparams(algorithm, config.hyperparams_file, config.hyperparams)
     if resuming:
         _check_resumed_hyperparams(run_dir, hyperparams)
     else:
         run_dir = _new_run_dir(config, env_id, algorithm)
-    env_kwargs = {**config.env_kwargs(), "action_type": action_type, **(env_overrides or {})}
+    if pack is None:
+        env_kwargs = {**config.env_kwargs(), "action_type": action_type, **(env_overrides or {})}
+    else:  # the live env the policy will drive: the spaces of the replay env it trains on
+        env_kwargs = live_env_kwargs(config, action_type, pack, env_overrides)
     _write_run_files(run_dir, config, env_kwargs, hyperparams)
 
     if config.torch_threads:
@@ -199,7 +208,10 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         torch.set_num_threads(config.torch_threads)
     set_random_seed(config.seed)
     ledger = _ledger_with_history(run_dir)
-    env = VecMonitor(TeaMsInstructVecEnv(config.n_envs, ledger=ledger, **env_kwargs))
+    if pack is None:
+        env = VecMonitor(TeaMsInstructVecEnv(config.n_envs, ledger=ledger, **env_kwargs))
+    else:  # no model is loaded and no query made: the ledger stays empty
+        env = make_pack_vec_env(config, action_type, pack)
     try:
         keep_run_codec(run_dir, env)
         model = (
@@ -211,7 +223,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         callback = CallbackList(
             [
                 CheckpointCallback(
-                    save_freq=max(1, config.checkpoint_freq // config.n_envs),
+                    save_freq=max(1, checkpoint_steps(config) // config.n_envs),
                     save_path=str(run_dir.checkpoints),
                     name_prefix="model",
                     save_replay_buffer=True,
@@ -240,15 +252,50 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         env.close()
         run_dir.queries_file.write_text(json.dumps(ledger.as_dict(), indent=2) + "\n", encoding="utf-8")
 
+    references: dict[str, float] = {}
+    evaluation = None
+    if pack is not None:
+        evaluation = evaluate_on_pack(model, config, action_type, pack, run_dir.path)
+        train_split = evaluation["splits"]["train"]
+        references = {
+            "uniform (expected)": train_split["uniform"],
+            f"best fixed ({', '.join(evaluation['best_fixed_sequence'])})": train_split["best_fixed"],
+            "optimal": train_split["optimal"],
+        }
+    xlabel = (
+        "replay steps (recorded transitions, no LLM call)"
+        if pack
+        else "environment steps (reviewer requests)"
+    )
     plot_reward_curve(
         run_dir.episodes_file,
         run_dir.metrics_file,
         run_dir.reward_curve,
-        f"{run_dir.path.name}: reward curve",
+        f"{run_dir.path.name}: reward curve" + (" on the pack's train seeds" if pack else ""),
+        references=references,
+        xlabel=xlabel,
     )
     print(f"\n{run_dir.path}: {model.num_timesteps} steps of {algorithm.name} on {env_id}")
-    print(ledger.format_table())
+    if evaluation is not None:
+        print(_pack_summary(evaluation))
+    else:
+        print(ledger.format_table())
     return run_dir.path
+
+
+def _pack_summary(evaluation: Mapping[str, Any]) -> str:
+    """One line per split: the deterministic policy's return and normalized score, and the references."""
+    lines = []
+    for split, result in evaluation["splits"].items():
+        if result is None:
+            continue
+        score = result["normalized"]
+        lines.append(
+            f"{split} seeds ({result['seeds']}): return {result['return']:.3f}, normalized "
+            f"{'n/a' if score is None else f'{score:.3f}'} (uniform {result['uniform']:.3f}, best fixed "
+            f"{result['best_fixed']:.3f}, optimal {result['optimal']:.3f})"
+        )
+    return "\n".join(lines)
 
 
 def run(config: TrainConfig) -> int:

@@ -37,6 +37,8 @@ PACK_FORMAT = "teams-rl transition pack"
 PACK_VERSION = 1
 NODES_FILE = "nodes.jsonl.gz"
 MANIFEST_FILE = "manifest.json"
+SHIPPED_PACKS = Path(__file__).parent / "data" / "packs"
+"""The packs shipped with the package, by name (``default``: the embedded models' depth-3 pack)."""
 
 Path_ = tuple[int, ...]
 
@@ -169,6 +171,15 @@ def write_pack(directory: str | os.PathLike[str], manifest: dict[str, Any], node
 
 def _order(node: Node) -> tuple[int, str, Path_]:
     return node.depth, node.seed_id, node.path
+
+
+def pack_directory(spec: str | os.PathLike[str]) -> Path:
+    """The directory of a pack named on a command line or in a config: a path, or the name of a
+    shipped pack (``default``) where no such directory exists here."""
+    path = Path(spec).expanduser()
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_PACKS / path).is_dir():
+        return SHIPPED_PACKS / path
+    return path
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

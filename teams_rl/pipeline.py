@@ -4,7 +4,9 @@ Stages, each skipped when its output is already complete (so running the same co
 an interruption picks up where it stopped; training resumes from its last checkpoint and generation
 from its journal):
 
-1. ``train``: the instructor policy (``DIR/train``);
+1. ``train``: the instructor policy (``DIR/train``), on the live env or, with the train option
+   ``pack``, on a recorded pack's replay env (then evaluated on the pack's held-out seeds:
+   ``DIR/train/pack_eval.json``);
 2. ``generate``: the dataset (``DIR/data``);
 3. ``sft``: the dataset split by seed into ``sft_train.jsonl`` and ``sft_heldout.jsonl``, then one
    supervised fine-tuning step on the training split (``DIR/model``);
@@ -101,6 +103,13 @@ def _without(options: dict[str, Any], *names: str) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key not in names}
 
 
+def _pack_hash(spec: str) -> str:
+    """The content hash a pack's manifest records for its nodes."""
+    from teams_env.pack import pack_directory, read_manifest
+
+    return str(read_manifest(pack_directory(spec)).get("content_sha256", ""))
+
+
 class Pipeline:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = resolved(config)
@@ -194,9 +203,13 @@ class Pipeline:
         """Everything that decides the stage's outputs: its full config, defaults included, less the
         places inside the run directory (so a moved run directory is still complete)."""
         if stage == "train":
-            return _without(
+            options = _without(
                 dump(self._train_config(resume="")), "out", "runs_dir", "run_name", "resume", "progress_bar"
             )
+            if not options.get("pack"):
+                return _without(options, "pack")  # as before packs: earlier live runs stay complete
+            # What the policy learns from is the pack's content, wherever it lies.
+            return {**options, "pack_content_sha256": _pack_hash(str(options["pack"]))}
         if stage == "generate":
             options = _without(dump(self._generate_config()), "out")
             if options["policy"] == str(self.out / "train"):
@@ -251,15 +264,26 @@ class Pipeline:
             shutil.rmtree(run.path)  # stopped before its first checkpoint: nothing to resume
         run_dir = run.path
         train(self._train_config(resume=str(run_dir) if run.is_run() else ""))
-        returns = [row["return"] for row in read_jsonl(run_dir / "episodes.jsonl")]
+        episodes = read_jsonl(run_dir / "episodes.jsonl")
+        returns = [row["return"] for row in episodes]
         quarter = max(1, len(returns) // 4)
-        return {
+        summary = {
             "run_dir": str(run_dir),
             "queries": json.loads((run_dir / "queries.json").read_text()),
             "episodes": len(returns),
+            "episode_length": episodes[-1]["length"] if episodes else None,
             "first_quarter_return": sum(returns[:quarter]) / quarter if returns else None,
             "last_quarter_return": sum(returns[-quarter:]) / quarter if returns else None,
         }
+        pack_eval = run_dir / "pack_eval.json"
+        if pack_eval.is_file():  # trained on a pack: its evaluation, less the per-seed episodes
+            evaluation = json.loads(pack_eval.read_text(encoding="utf-8"))
+            evaluation["splits"] = {
+                split: None if result is None else _without(result, "episodes")
+                for split, result in evaluation["splits"].items()
+            }
+            summary["pack_eval"] = evaluation
+        return summary
 
     def generate(self) -> dict[str, Any]:
         from agents.generate import generate

@@ -97,6 +97,49 @@ def _lm_eval_table(results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> st
     return "\n".join(lines)
 
 
+def _pack_intro(evaluation: Mapping[str, Any]) -> str:
+    train = evaluation["splits"].get("train") or {}
+    return (
+        f"Trained on the recorded pack `{evaluation['pack']}` (content "
+        f"{str(evaluation['pack_content_sha256'])[:12]}, depth {evaluation['depth']}): "
+        f"{evaluation['timesteps']} replay steps from its {train.get('seeds', '?')} train seeds, no LLM "
+        "call. The replay env has the live env's observation and action spaces, so the same policy "
+        f"then drives the live expert below ({evaluation['max_steps']} rewrites a seed).\n\n"
+    )
+
+
+def _score(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _pack_eval_section(evaluation: Mapping[str, Any]) -> str:
+    """The trained policy on the pack's held-out (and train) seeds against the exact references."""
+    names = {"heldout": "held-out", "train": "train"}
+    lines = [
+        "| seeds | policy return | **normalized score** | uniform (expected) | best fixed (normalized) | optimal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split in ("heldout", "train"):
+        result = evaluation["splits"].get(split)
+        if not result:
+            continue
+        lines.append(
+            f"| {names[split]} ({result['seeds']}) | {result['return']:.3f} | **{_score(result['normalized'])}** | "
+            f"{result['uniform']:.3f} | {result['best_fixed']:.3f} ({_score(result['best_fixed_normalized'])}) | "
+            f"{result['optimal']:.3f} |"
+        )
+    return (
+        "\n\nThe trained policy, with its most likely action, one episode per pack seed (the replay env is "
+        "deterministic, so each return is exact), on the held-out seeds it never trained on and on its "
+        "train seeds:\n\n"
+        + "\n".join(lines)
+        + "\n\nNormalized score: (R - U) / (O - U) of the mean returns, U uniform sampling's exact "
+        "expected return (Evol-Instruct's; score 0), O the optimum (score 1), both by dynamic programming "
+        "over the pack. Best fixed: the one action sequence with the best mean return on the train seeds "
+        f"({', '.join(evaluation['best_fixed_sequence'])}), the ceiling of a policy blind to the text."
+    )
+
+
 def write_report(
     out: Path,
     config: PipelineConfig,
@@ -122,16 +165,19 @@ def write_report(
     if train:
         episodes = train.get("episodes")
         progress = (
-            f"{episodes} training episodes; mean return (Not-Equal verdicts of 6) "
-            f"{train['first_quarter_return']:.2f} in the first quarter of them, "
-            f"{train['last_quarter_return']:.2f} in the last.\n\n"
+            f"{episodes} training episodes; mean return (Not-Equal verdicts of "
+            f"{train.get('episode_length') or 6}) {train['first_quarter_return']:.2f} in the first "
+            f"quarter of them, {train['last_quarter_return']:.2f} in the last.\n\n"
             if episodes
             else ""
         )
+        pack_eval = train.get("pack_eval")
         sections.append(
             "## 1. Training the instructor\n\n"
+            + (_pack_intro(pack_eval) if pack_eval else "")
             + progress
             + _image(out, out / "train" / "reward_curve.png", "training reward curve")
+            + (_pack_eval_section(pack_eval) if pack_eval else "")
         )
     if stats:
         rules = (
@@ -150,7 +196,7 @@ def write_report(
             f"- Files: `data/dataset.jsonl`, `data/rejects.jsonl`, `data/README.md`."
         )
     query_rows: dict[str, Any] = {}
-    if train.get("queries"):
+    if any(role != "total" for role in train.get("queries", {})):  # a pack run makes none
         query_rows["train"] = train["queries"]
     if stats.get("queries"):
         query_rows["generate"] = stats["queries"]

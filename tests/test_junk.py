@@ -78,10 +78,7 @@ def test_a_copied_demonstration_phrase_is_found():
 def test_a_demonstration_phrase_already_there_or_rephrased_is_no_leak():
     before = "Plan meals that work without a car, a freezer or an oven."
     assert demonstration_leak(before, before + " Use only a microwave.") is None
-    assert (
-        demonstration_leak("Plan meals.", "Plan meals that need neither a car nor a freezer.")
-        is None
-    )
+    assert demonstration_leak("Plan meals.", "Plan meals that need neither a car nor a freezer.") is None
 
 
 @pytest.mark.parametrize(
