@@ -86,6 +86,10 @@ def recording_settings(env: TeaMsInstructEnv, requested: dict[str, Any]) -> dict
             "review_method": requested.get("review_method", ENV_DEFAULTS.review_method),
             "reviewer_threshold": requested.get("reviewer_threshold", ENV_DEFAULTS.reviewer_threshold),
             "reviewer_head": str(requested.get("reviewer_head", ENV_DEFAULTS.reviewer_head)),
+            # The head's own hash: "bundled" names other weights (or features) after a retrain.
+            "reviewer_head_sha256": engine.reviewer.head.fingerprint
+            if engine.reviewer.head is not None and engine.reviewer.method == "head"
+            else None,
             "encoder": env.encoder.name,
             "encoder_dim": env.encoder.dim,
             "on_failure": env.on_failure,

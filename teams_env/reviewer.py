@@ -17,7 +17,13 @@ import numpy as np
 from teams_env.encoder import SentenceEncoder
 from teams_env.llm.base import ChoiceScores, Conversation, GenerationParams, ScoringUnsupported
 from teams_env.llm.service import LLMService
-from teams_env.review_head import BUNDLED_HEAD, ReviewHead, head_conversation, prompt_fingerprint
+from teams_env.review_head import (
+    BUNDLED_HEAD,
+    ReviewHead,
+    encoder_features,
+    head_conversation,
+    prompt_fingerprint,
+)
 from teams_env.validity import InvalidReason, rule_violation
 
 EQUAL = "Equal"
@@ -149,6 +155,29 @@ def parse_verdict(text: str) -> str | None:
     return None
 
 
+def head_judgements(
+    head: ReviewHead,
+    states: Sequence[np.ndarray],
+    extra: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> list[Judgement]:
+    """The review head's judgements from the reviewer's hidden ``states`` and, where the head reads
+    them, the pairs' encoder features ``extra`` (:func:`~teams_env.review_head.encoder_features`).
+    ``threshold``: the P(Not Equal) from which a pair is Not Equal (None: the head's own)."""
+    p_not_equal, p_valid = head.predict(states, extra)
+    threshold = head.not_equal.threshold if threshold is None else threshold
+    return [
+        Judgement(
+            NOT_EQUAL if ne >= threshold else EQUAL,
+            float(ne),
+            "head",
+            p_valid=float(v),
+            invalid_reason=None if v >= head.valid.threshold else InvalidReason.NOT_AN_INSTRUCTION.value,
+        )
+        for ne, v in zip(p_not_equal, p_valid)
+    ]
+
+
 EMBEDDING_THRESHOLD = 0.111
 """Cosine distance (all-MiniLM-L6-v2) from which the embedding judge says Not Equal: the best
 balanced accuracy on the benchmark's training split (teams-rl reviewer-bench --reviewer embedding)."""
@@ -180,7 +209,9 @@ class Reviewer:
     ) -> None:
         """``threshold``: the P(Not Equal) from which a rewrite counts as Not Equal, or ``"auto"``: the
         head's own, the embedding judge's measured one, or, for likelihood, calibrated once on the
-        anchor pairs (12 queries, cached like any other). ``head``: ``"bundled"`` or a head file."""
+        anchor pairs (12 queries, cached like any other). ``head``: ``"bundled"`` or a head file.
+        ``encoder``: the sentence encoder of the embedding judge, and of a head that reads encoder
+        features where it is the head's; otherwise such a head loads its own (:meth:`head_encoder`)."""
         if method not in ("auto", "head", "likelihood", "generate", "embedding"):
             raise ValueError(
                 f"unknown review method '{method}'; choose auto, head, likelihood, generate or embedding"
@@ -194,11 +225,36 @@ class Reviewer:
         self.threshold: float | None = None if threshold == "auto" else float(threshold)
         self.calibration: dict[str, float] = {}
         self.head: ReviewHead | None = None
+        self._head_encoder: SentenceEncoder | None = None
         if method in ("auto", "head"):
             self.head = self._usable_head(head, required=method == "head")
             if method == "auto":
                 method = "head" if self.head is not None else "auto"
+            if self.head is not None:
+                self._head_encoder = self.head_encoder(self.head, encoder)
         self.method: ReviewMethod = method
+
+    @staticmethod
+    def head_encoder(head: ReviewHead, given: SentenceEncoder | None = None) -> SentenceEncoder | None:
+        """The sentence encoder ``head``'s features need: ``given`` where it is that encoder, else
+        the process's shared one (the embedded all-MiniLM-L6-v2, or the named sentence-transformers
+        model); None for a head on the hidden state alone. A one-line error where it cannot load."""
+        if not head.encoder_feature_names:
+            return None
+        if given is not None and given.name == head.encoder:
+            return given
+        from teams_env.encoder import DEFAULT_ENCODER, shared_encoder
+        from teams_env.llm.embedded import EMBEDDED_ENCODER_NAME
+
+        spec = DEFAULT_ENCODER if head.encoder == EMBEDDED_ENCODER_NAME else head.encoder
+        try:
+            return shared_encoder(spec)
+        except (OSError, ImportError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(
+                f"review head reads features of sentence encoder '{head.encoder}', which cannot be loaded: "
+                f"{first_line}"
+            ) from None
 
     def _usable_head(self, head: str | os.PathLike[str] | ReviewHead, *, required: bool) -> ReviewHead | None:
         loaded = (
@@ -269,20 +325,11 @@ class Reviewer:
     def _by_head(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         assert self.head is not None
         states = self.service.last_hidden_states([head_conversation(a, b) for a, b in pairs])
-        p_not_equal, p_valid = self.head.predict(states)
-        threshold = self.decision_threshold
-        return [
-            Judgement(
-                NOT_EQUAL if ne >= threshold else EQUAL,
-                float(ne),
-                "head",
-                p_valid=float(v),
-                invalid_reason=None
-                if v >= self.head.valid.threshold
-                else InvalidReason.NOT_AN_INSTRUCTION.value,
-            )
-            for ne, v in zip(p_not_equal, p_valid)
-        ]
+        extra = None
+        if self.head.encoder_feature_names:
+            assert self._head_encoder is not None
+            extra = encoder_features(self._head_encoder, pairs, self.head.encoder_feature_names)
+        return head_judgements(self.head, states, extra, self.decision_threshold)
 
     def _by_embedding(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         assert self.encoder is not None

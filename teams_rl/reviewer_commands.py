@@ -1,6 +1,6 @@
 """``teams-rl reviewer-bench`` measures a reviewer on labelled pairs before its verdicts become
 rewards; ``teams-rl train-reviewer`` fits a review head for a reviewer model on labelled pairs (the
-bundled benchmark's training split, or your own domain's pairs in the same format)."""
+bundled benchmarks' training splits, or your own domain's pairs in the same format)."""
 
 from __future__ import annotations
 
@@ -27,13 +27,17 @@ class ReviewerOptions:
     reviewer: str = env_option(
         "expert", "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?..."
     )
-    bench: str = option("bundled", "labelled pairs: bundled (the reviewer benchmark) or a JSONL file")
+    bench: str = option(
+        "bundled",
+        "labelled pairs: bundled (set A), bundled-b (set B, written apart from A), a JSONL file, "
+        "or several joined by commas",
+    )
     cache: str = env_option("cache")
 
     def pairs(self, splits: list[str]) -> list[Any]:
-        from teams_env.reviewer_bench import BUNDLED_BENCH, load_pairs
+        from teams_env.reviewer_bench import load_benches
 
-        return load_pairs(BUNDLED_BENCH if self.bench == "bundled" else self.bench, splits=splits)
+        return load_benches(self.bench, splits=splits)
 
     def service(self) -> Any:
         from teams_env.cache import open_cache
@@ -64,15 +68,48 @@ class ReviewerBenchConfig(ReviewerOptions):
 
 @dataclass
 class TrainReviewerConfig(ReviewerOptions):
+    bench: str = option(
+        "bundled,bundled-b",
+        "labelled pairs: bundled (set A), bundled-b (set B), a JSONL file, or several joined by commas",
+    )
     split: str = option("train", "pairs to train on: train, test or all (the bundled test split is held out)")
     l2: float = option(10.0, "L2 penalty of the logistic heads (chosen on the benchmark's training split)")
     folds: int = option(5, "cross-validation folds (grouped by base instruction) that set the thresholds")
+    features: str = option(
+        "default",
+        "sentence-encoder features beside the hidden state: default (all of them), none, or names "
+        "joined by commas (distance, length_ratio, has_data, data_fit, data_fit_sq, data_echo)",
+    )
+    encoder: str = env_option("encoder", "sentence encoder of the features")
+    feature_weight: float = option(
+        5.0, "scale of the standardised encoder features while fitting (against 576 hidden dimensions)"
+    )
+    components: int = option(0, "fit on this many principal components of the hidden state (0: all of it)")
     out: str = option("review_head.json", "where to write the head (JSON)")
 
     def validate(self) -> None:
         _splits(self.split)
         if self.l2 <= 0 or self.folds < 2:
             raise ValueError("l2 must be positive and folds at least 2")
+        if self.feature_weight <= 0 or self.components < 0:
+            raise ValueError("feature_weight must be positive and components at least 0")
+        self.feature_names()
+
+    def feature_names(self) -> tuple[str, ...]:
+        from teams_env.review_head import DEFAULT_ENCODER_FEATURES, ENCODER_FEATURES
+
+        if self.features == "default":
+            return DEFAULT_ENCODER_FEATURES
+        if self.features == "none":
+            return ()
+        names = tuple(name.strip() for name in self.features.split(",") if name.strip())
+        unknown = [name for name in names if name not in ENCODER_FEATURES]
+        if unknown or not names:
+            raise ValueError(
+                f"unknown feature '{unknown[0] if unknown else self.features}'; use default, none or "
+                f"names from {', '.join(ENCODER_FEATURES)}"
+            )
+        return names
 
 
 def _splits(split: str) -> list[str]:
@@ -128,6 +165,10 @@ def run_bench(config: ReviewerBenchConfig) -> int:
         "backend": config.reviewer if method != "embedding" else "none",
         "method": reviewer.method,
         "threshold": reviewer.decision_threshold,
+        "head": reviewer.head.fingerprint if reviewer.method == "head" and reviewer.head else None,
+        "head_features": list(reviewer.head.features)
+        if reviewer.method == "head" and reviewer.head
+        else None,
         "bench": config.bench,
         "split": config.split,
     }
@@ -163,14 +204,27 @@ def format_report(report: dict[str, Any]) -> str:
         f"reviewer {reviewer['backend']} ({reviewer['method']}, threshold {reviewer['threshold']}), "
         f"{report['pairs']} pairs of split '{reviewer['split']}'",
         "",
-        "| category | pairs | label accuracy | validity accuracy | mean P(Not Equal) |",
-        "|---|---|---|---|---|",
+        "| category | pairs | label accuracy | validity accuracy | mean P(Not Equal) | rewarded |",
+        "|---|---|---|---|---|---|",
     ]
     for name, row in report["categories"].items():
         lines.append(
             f"| {name} | {row['pairs']} | {row['label_accuracy']:.2f} | {row['validity_accuracy']:.2f} | "
-            f"{row['mean_p_not_equal']:.2f} |"
+            f"{row['mean_p_not_equal']:.2f} | {row['rewarded']:.2f} |"
         )
+    if report.get("input"):
+        lines += [
+            "",
+            "Rewrites that add input (reward = valid and Not Equal):",
+            "",
+            "| category | pairs | rewarded | caught by the exact rules | target | met |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, row in report["input"].items():
+            lines.append(
+                f"| {name} | {row['pairs']} | {row['rewarded']:.0%} | {row['caught_by_rules']:.0%} | "
+                f"{row['target']} | {'yes' if row['met'] else 'no'} |"
+            )
     cost = report["cost"]
     lines += [
         "",
@@ -178,8 +232,9 @@ def format_report(report: dict[str, Any]) -> str:
         f"accuracy {review['balanced_accuracy']:.3f}; surface edits and paraphrases called Equal "
         f"{review['surface_and_paraphrase_called_equal']:.0%}, real additions called Not Equal "
         f"{review['additions_called_not_equal']:.0%}",
-        f"- validity: invalid rewrites caught with precision {validity['precision_invalid']:.2f}, recall "
-        f"{validity['recall_invalid']:.2f}; valid rewrites kept {validity['valid_kept']:.0%}",
+        f"- validity: ROC AUC {validity['roc_auc']:.3f}; invalid rewrites caught with precision "
+        f"{validity['precision_invalid']:.2f}, recall {validity['recall_invalid']:.2f}; valid rewrites kept "
+        f"{validity['valid_kept']:.0%}",
         f"- reward (valid and Not Equal) matches the label for {report['reward']['accuracy']:.0%} of pairs",
         f"- cost: {cost['llm_calls_per_judgement']:.2f} LLM calls and {cost['seconds_per_judgement']:.3f} s "
         "per judgement",
@@ -188,18 +243,22 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def run_train(config: TrainReviewerConfig) -> int:
-    from teams_env.review_head import head_conversation, train_review_head
+    from teams_env.encoder import shared_encoder
+    from teams_env.review_head import encoder_features, head_conversation, train_review_head
     from teams_env.reviewer_bench import REVIEW_CATEGORIES
     from teams_env.validity import rule_violation
 
     # Pairs the validity rules already decide (copies, loops, ...) never reach the head: training on
     # them would teach it that a near-copy, such as a surface edit, is invalid.
     pairs = [p for p in config.pairs(_splits(config.split)) if rule_violation(p.before, p.after) is None]
+    names = config.feature_names()
     service = config.service()
     states: list[np.ndarray] = []
     for first in tqdm(range(0, len(pairs), BATCH), desc="hidden states", unit="batch"):
         batch = pairs[first : first + BATCH]
         states += service.last_hidden_states([head_conversation(p.before, p.after) for p in batch])
+    encoder = shared_encoder(config.encoder) if names else None
+    extra = encoder_features(encoder, [(p.before, p.after) for p in pairs], names) if encoder else None
     head = train_review_head(
         np.asarray(states),
         np.array([p.not_equal for p in pairs]),
@@ -209,6 +268,11 @@ def run_train(config: TrainReviewerConfig) -> int:
         model_id=service.backend.model_id,
         l2=config.l2,
         folds=config.folds,
+        extra=extra,
+        extra_names=names,
+        encoder=encoder.name if encoder is not None else "",
+        components=config.components,
+        extra_weight=config.feature_weight,
     )
     head.training.update(
         {"bench": config.bench, "split": config.split, "pairs": len(pairs), "command": _command()}
@@ -218,6 +282,6 @@ def run_train(config: TrainReviewerConfig) -> int:
     print(
         f"wrote {config.out}: Not Equal head cross-validated AUC {training['not_equal']['cv_auc']:.3f} "
         f"(threshold {head.not_equal.threshold:.3f}), validity head {training['valid']['cv_auc']:.3f} "
-        f"(threshold {head.valid.threshold:.3f}), {len(pairs)} pairs"
+        f"(threshold {head.valid.threshold:.3f}), {len(pairs)} pairs, features: {', '.join(head.features)}"
     )
     return 0

@@ -1,5 +1,6 @@
-"""The reviewer benchmark: its file, its loader's errors, the metrics, the review head, the validity
-rules; and, with the real embedded model, the shipped head on a fixed part of the held-out split."""
+"""The reviewer benchmark: its two files, its loader's errors, the metrics, the review head, the
+validity rules; and, with the real embedded model, the shipped head on a fixed part of the held-out
+split."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from teams_env.reviewer_bench import (
     ADDITION_CATEGORIES,
     CATEGORIES,
     EQUAL_CATEGORIES,
+    INPUT_CATEGORIES,
     INVALID_CATEGORIES,
     REVIEW_CATEGORIES,
     BenchFileError,
     evaluate_judgements,
+    load_benches,
     load_pairs,
 )
 from teams_env.roc import roc_auc
@@ -31,6 +34,7 @@ from teams_env.validity import InvalidReason, repeated_share, rule_violation
 from teams_rl.cli import main
 
 PAIRS = load_pairs()
+PAIRS_B = load_benches("bundled-b")
 
 
 def test_the_bundled_benchmark_covers_every_category_in_both_splits():
@@ -41,13 +45,69 @@ def test_the_bundled_benchmark_covers_every_category_in_both_splits():
     by_base = defaultdict(set)
     for pair in PAIRS:
         by_base[pair.base].add(pair.category)
+    # Every base has each kind of rewrite; the input categories were added to some of them.
+    core = set(REVIEW_CATEGORIES) - {"copy"} - set(INPUT_CATEGORIES)
     for base, categories in by_base.items():
-        assert set(REVIEW_CATEGORIES) - {"copy"} <= categories, base
+        assert core <= categories, base
         assert len({p.split for p in PAIRS if p.base == base}) == 1, f"{base} spans two splits"
 
 
-def test_labels_follow_the_categories():
-    for pair in PAIRS:
+def test_the_input_categories_have_enough_pairs_in_both_splits():
+    counts = Counter((p.category, p.split) for p in PAIRS)
+    for category, least in (("coherent_input", 40), ("junk_input", 40), ("demonstration_leak", 12)):
+        total = counts[category, "train"] + counts[category, "test"]
+        assert total >= least, category
+        assert 0.25 <= counts[category, "test"] / total <= 0.45, category  # about a third held out
+    assert len({p.base for p in PAIRS if p.category in INPUT_CATEGORIES}) >= 30
+    # The expert's format ("... Use the table below." then one block) and other phrasings.
+    coherent = [p.after for p in PAIRS if p.category == "coherent_input"]
+    assert sum("Use the table below." in a for a in coherent) >= 5
+    assert sum(not any(f"Use the {k} below." in a for k in ("table", "code", "JSON")) for a in coherent) >= 10
+
+
+def test_the_input_pairs_are_what_their_category_says():
+    from teams_env.junk import demonstration_leak
+
+    for pair in PAIRS + PAIRS_B:
+        broken = rule_violation(pair.before, pair.after)
+        if pair.category == "demonstration_leak":
+            # A phrase of an action's demonstration that the instruction did not have: the rules catch it.
+            assert demonstration_leak(pair.before, pair.after) is not None, pair.id
+            assert broken is InvalidReason.DEMONSTRATION_LEAK, pair.id
+        if pair.category == "coherent_input":
+            assert broken is None, pair.id  # coherent data passes the exact junk rules
+            assert pair.after.startswith(pair.before.rstrip(".?!")[:20]) or "below" in pair.after, pair.id
+    # Most junk is junk no exact rule sees: the head has to learn it.
+    junk = [p for p in PAIRS + PAIRS_B if p.category == "junk_input"]
+    assert sum(rule_violation(p.before, p.after) is None for p in junk) >= 0.8 * len(junk)
+
+
+def test_set_b_is_a_second_set_apart_from_set_a():
+    assert len(PAIRS_B) >= 200
+    assert not {p.before for p in PAIRS} & {p.before for p in PAIRS_B}
+    assert not {p.base for p in PAIRS} & {p.base for p in PAIRS_B}
+    for split in ("train", "test"):
+        assert set(Counter(p.category for p in PAIRS_B if p.split == split)) == set(CATEGORIES), split
+    for base in {p.base for p in PAIRS_B}:
+        assert len({p.split for p in PAIRS_B if p.base == base}) == 1, f"{base} spans two splits"
+    assert 0.25 <= sum(p.split == "test" for p in PAIRS_B) / len(PAIRS_B) <= 0.45
+    both = load_benches("bundled,bundled-b", splits=["test"])
+    assert len(both) == sum(p.split == "test" for p in PAIRS + PAIRS_B)
+
+
+def test_two_files_may_not_share_a_base(tmp_path):
+    first = write_lines(tmp_path, [GOOD])
+    second = tmp_path / "other.jsonl"
+    second.write_text(json.dumps({**GOOD, "id": "x-2"}) + "\n")
+    with pytest.raises(BenchFileError, match=r"other.jsonl: 'base x' is also in .*pairs.jsonl"):
+        load_benches(f"{first},{second}")
+    with pytest.raises(ValueError, match="no benchmark named"):
+        load_benches(" , ")
+
+
+@pytest.mark.parametrize("pairs", [PAIRS, PAIRS_B], ids=["A", "B"])
+def test_labels_follow_the_categories(pairs):
+    for pair in pairs:
         assert pair.before.strip() and pair.after.strip()
         if pair.category in EQUAL_CATEGORIES:
             assert pair.label == EQUAL, pair.id
@@ -128,6 +188,34 @@ def test_metrics_of_a_perfect_and_a_backwards_judge():
     assert perfect["reward"]["accuracy"] == 1.0 and backwards["review"]["balanced_accuracy"] == 0.0
     assert perfect["validity"]["precision_invalid"] == perfect["validity"]["recall_invalid"] == 1.0
     assert all(row["label_accuracy"] == 1.0 for row in perfect["categories"].values())
+    # The reward report of the input categories: a perfect judge meets every target, a backwards one none.
+    assert perfect["input"]["coherent_input"]["rewarded"] == 1.0
+    assert (
+        perfect["input"]["junk_input"]["rewarded"]
+        == perfect["input"]["demonstration_leak"]["rewarded"]
+        == 0.0
+    )
+    assert all(row["met"] for row in perfect["input"].values())
+    assert not backwards["input"]["coherent_input"]["met"]  # it rewards no coherent data
+    assert perfect["categories"]["junk_input"]["rewarded"] == 0.0
+    assert backwards["categories"]["coherent_input"]["rewarded"] == 0.0
+    assert np.isnan(perfect["validity"]["roc_auc"])  # these judgements give no P(valid)
+
+
+def test_validity_auc_and_caught_by_rules():
+    pairs = [p for p in PAIRS if p.category in INPUT_CATEGORIES]
+    judgements = [
+        Judgement(EQUAL, 0.0, "rule", invalid_reason="demonstration_leak")
+        if p.category == "demonstration_leak"
+        else Judgement(NOT_EQUAL, 0.9, "head", p_valid=0.8 if p.valid else 0.2)
+        for p in pairs
+    ]
+    report = evaluate_judgements(pairs, judgements)
+    assert report["validity"]["roc_auc"] == 1.0
+    assert report["input"]["demonstration_leak"]["caught_by_rules"] == 1.0
+    assert report["input"]["junk_input"]["caught_by_rules"] == 0.0
+    # P(valid) is only a score: the verdict is the invalid_reason, so junk here is still "rewarded".
+    assert report["input"]["junk_input"]["rewarded"] == 1.0 and not report["input"]["junk_input"]["met"]
 
 
 def test_logistic_heads_learn_a_separable_problem_and_round_trip(tmp_path):
