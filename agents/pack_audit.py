@@ -223,7 +223,8 @@ def _inline(snippet: str) -> str:
     return f"{ticks} {line} {ticks}"
 
 
-def _rates_table(audit: dict[str, Any]) -> list[str]:
+def rates_table(audit: dict[str, Any]) -> list[str]:
+    """The reward rate per action and depth as Markdown table lines."""
     depths = [*map(str, range(1, audit["depth"] + 1)), "all"]
     lines = [
         "| action | " + " | ".join(f"depth {d}" if d != "all" else "all depths" for d in depths) + " |",
@@ -235,7 +236,8 @@ def _rates_table(audit: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _junk_tables(junk: dict[str, Any]) -> list[str]:
+def junk_tables(junk: dict[str, Any]) -> list[str]:
+    """The junk detectors' counts among rewarded steps as Markdown table lines."""
     names = list(junk["detectors"])
     lines = [
         "| detector | rewarded steps it flags | share of rewarded | steps it flags | reward rate when it fires |",
@@ -305,7 +307,7 @@ def audit_markdown(audit: dict[str, Any]) -> str:
         "",
         "Share of steps rewarded (rewarded / steps).",
         "",
-        *_rates_table(audit),
+        *rates_table(audit),
         "",
         "## Best fixed sequence against the optimum",
         "",
@@ -326,7 +328,7 @@ def audit_markdown(audit: dict[str, Any]) -> str:
         "Detectors of `teams_env.junk`, counting only junk a step brought in (not junk the instruction "
         "before it already had). `unreferenced_data` is a heuristic (a word list); the others are exact.",
         "",
-        *_junk_tables(junk),
+        *junk_tables(junk),
         "",
         f"## Rewarded rewrites, {max(map(len, audit['samples'].values()), default=0)} per action at "
         f"random (seed {audit['sample_seed']})",

@@ -48,6 +48,7 @@ import numpy as np
 from agents.baselines import REFERENCE_SEQUENCE
 from agents.config import BenchConfig
 from agents.journal import Journal
+from agents.pack_audit import audit_pack, junk_tables, rates_table, write_audit
 from teams_env.actions import ACTION_NAMES
 from teams_env.elimination import leaked_phrase
 from teams_env.reviewer import NOT_EQUAL
@@ -565,7 +566,7 @@ def headline(summary: Mapping[str, Any], learner: str = "trpo") -> str:
     return sentence
 
 
-def write_report(out: Path, results: Mapping[str, Any]) -> None:
+def write_report(out: Path, results: Mapping[str, Any], audit: Mapping[str, Any]) -> None:
     summary, table, machine = results["summary"], results["ceilings"], results["machine"]
     reps = summary.get("bootstrap_reps", BOOTSTRAP_REPS)
     lines = [
@@ -676,6 +677,17 @@ def write_report(out: Path, results: Mapping[str, Any]) -> None:
                 f"{_cell(stats['vendi_kept'])} | {_cell(stats['vendi_per_query'], 3)} | "
                 f"{_cell(stats['vendi_subsampled'])} |"
             )
+    lines += [
+        "",
+        "## What the reward pays for",
+        "",
+        "From `teams-rl audit` on the same pack and reward; seeded samples of rewarded rewrites per "
+        "action are in [audit/audit.md](audit/audit.md). Read them before trusting a score above.",
+        "",
+        *rates_table(dict(audit)),
+        "",
+        *junk_tables(audit["junk"]),
+    ]
     lines += [
         "",
         "![training curves](curves.png)",
@@ -827,6 +839,9 @@ def bench_pack(config: BenchConfig) -> Path:
         "runs": runs,
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    write_report(out, results)
+    # What the reward pays for goes with every result on it: a score is only as good as its reward.
+    audit = audit_pack(pack, reward=config.reward)
+    write_audit(out / "audit", audit)
+    write_report(out, results, audit)
     plot(out, summary, config.budget)
     return out

@@ -78,6 +78,9 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     report = (out / "benchmark.md").read_text()
     assert results["headline"] in report and "Held-out seeds" in report
     assert results["headline"].startswith("On held-out seeds TRPO ") and "IQM normalized score" in report
+    # The audit of what the reward pays for goes with the report: rates per action, junk, samples.
+    assert "## What the reward pays for" in report and "| complicate_input |" in report
+    assert "## Rewarded rewrites" in (out / "audit" / "audit.md").read_text()
     for name in ("curves", "scores", "profile_train", "profile_heldout", "iqm_train", "iqm_heldout"):
         assert (out / f"{name}.png").stat().st_size > 0, name
     for split in ("train", "heldout"):
