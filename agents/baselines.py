@@ -23,7 +23,6 @@ The step within the episode is carried in ``state`` (one counter per environment
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,7 +62,7 @@ def env_codec(env: gym.Env | VecEnv) -> ActionCodec | None:
     return getattr(env.unwrapped, "codec", None)
 
 
-class BaselineAgent(ABC):
+class BaselineAgent:
     """Batches like an SB3 model: observations of shape (n_envs, obs_dim) give n_envs actions."""
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0) -> None:
@@ -75,9 +74,10 @@ class BaselineAgent(ABC):
         """Restart the random draws (as SB3 models' ``set_random_seed``), e.g. per batch of episodes."""
         self.rng = np.random.default_rng(seed)
 
-    @abstractmethod
     def _actions(self, steps: np.ndarray) -> np.ndarray:
-        """Environment actions for sub-environments at these steps of their episodes."""
+        """Environment actions for sub-environments at these steps of their episodes (the baselines
+        that read the observation override :meth:`_actions_for` instead)."""
+        raise NotImplementedError
 
     def _from_indices(self, indices: np.ndarray) -> np.ndarray:
         if self.codec is None:
@@ -97,8 +97,13 @@ class BaselineAgent(ABC):
         steps = np.zeros(n_envs, np.int64) if state is None else np.array(state, np.int64).reshape(n_envs)
         if episode_start is not None:
             steps[np.asarray(episode_start, bool).reshape(n_envs)] = 0
-        actions = self._actions(steps)
+        actions = self._actions_for(steps, observation.reshape(n_envs, -1), deterministic)
         return (actions if vectorized else actions[0]), steps + 1
+
+    def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        """Environment actions given each sub-environment's step and observation; the baselines that
+        read only the step override :meth:`_actions`."""
+        return self._actions(steps)
 
 
 class UniformRandomAgent(BaselineAgent):

@@ -252,29 +252,13 @@ class SupervisedAgent(BaselineAgent):
         """The policy's action distribution for each row of ``observation``."""
         return self.policy.probabilities(observation)
 
-    def _actions(self, steps: np.ndarray) -> np.ndarray:  # predict reads observations instead
-        raise NotImplementedError
-
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        observation = np.asarray(observation)
-        vectorized = observation.ndim == 2
-        n_envs = observation.shape[0] if vectorized else 1
-        steps = np.zeros(n_envs, np.int64) if state is None else np.array(state, np.int64).reshape(n_envs)
-        if episode_start is not None:
-            steps[np.asarray(episode_start, bool).reshape(n_envs)] = 0
-        probabilities = self.probabilities(observation)
+    def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        probabilities = self.probabilities(observations)
         if deterministic:
             indices = probabilities.argmax(axis=1)
         else:
             indices = np.array([self.rng.choice(len(p), p=p) for p in probabilities])
-        actions = self._from_indices(indices)
-        return (actions if vectorized else actions[0]), steps + 1
+        return self._from_indices(indices)
 
 
 def nearest_training_seeds(env: TeaMsInstructReplayEnv, train_ids: list[str]) -> dict[str, str]:
