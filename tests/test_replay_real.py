@@ -83,11 +83,12 @@ def test_the_shipped_pack_is_what_the_live_env_does():
             assert live_reward == replay_reward
             for key in ("verdict", "valid", "invalid_reason", "state_instruction"):
                 assert live_info[key] == replay_info[key], key
-            # The head's logistic is a matrix product over the batch: one judgement alone and 96
-            # recorded together may differ in the last bit (the hidden states are identical).
+            # The hidden states are identical, but the head also reads MiniLM features, and the
+            # encoder embeds one text alone here and batches of them when recording: embeddings
+            # differ by up to ~6e-5, probabilities by ~1e-7 (measured).
             for key in ("p_not_equal", "p_valid"):
                 expected = replay_info[key]  # None where a rule decided without the head
                 assert live_info[key] == (
-                    expected if expected is None else pytest.approx(expected, rel=1e-9)
+                    expected if expected is None else pytest.approx(expected, rel=1e-5)
                 ), key
             np.testing.assert_allclose(live_obs, replay_obs, atol=1e-3)
