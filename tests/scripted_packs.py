@@ -5,31 +5,39 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from teams_env.llm.base import Conversation
 from teams_env.recorder import record
 from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
-from teams_env.scripted import ACTION_CLAUSES, ScriptedBackend, novelty_score
+from teams_env.scripted import ACTION_CLAUSES, ScoreFn, ScriptedBackend, novelty_score
 
 
-def record_novelty_pack(tmp_path_factory: pytest.TempPathFactory, texts: tuple[str, ...]) -> Path:
-    """A depth-3 pack of ``texts`` on the scripted backend whose reviewer rewards an action only the
-    first time an episode takes it: the optimum (3 per episode) beats uniform actions."""
+def _record_scripted(
+    tmp_path_factory: pytest.TempPathFactory, texts: Sequence[str], score: ScoreFn, **options: Any
+) -> Path:
+    """A pack of ``texts`` recorded on the scripted backend, judged by ``score``'s label likelihoods."""
     seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
     seeds.write_text("".join(f'{{"instruction": "{text}"}}\n' for text in texts), encoding="utf-8")
     return record(
         tmp_path_factory.mktemp("pack") / "pack",
-        depth=3,
         progress=False,
-        expert=ScriptedBackend(score=novelty_score),
+        expert=ScriptedBackend(score=score),
         encoder="hashing",
         cache=None,
         seeds=str(seeds),
         review_method="likelihood",
         reviewer_threshold=0.5,
+        **options,
     )
+
+
+def record_novelty_pack(tmp_path_factory: pytest.TempPathFactory, texts: tuple[str, ...]) -> Path:
+    """A depth-3 pack of ``texts`` on the scripted backend whose reviewer rewards an action only the
+    first time an episode takes it: the optimum (3 per episode) beats uniform actions."""
+    return _record_scripted(tmp_path_factory, texts, novelty_score, depth=3)
 
 
 TOPIC_ACTIONS = {"recipe": "concretizing", "planet": "deepening"}
@@ -66,17 +74,4 @@ def record_topic_pack(tmp_path_factory: pytest.TempPathFactory, depth: int = 2) 
     """A pack of :func:`topic_texts` (half of them held out) whose best action depends on the text:
     ``concretizing`` on recipes, ``deepening`` on planets, so the optimum is ``depth`` per episode
     and a text-blind policy gets at most that on one topic."""
-    seeds = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
-    seeds.write_text("".join(f'{{"instruction": "{text}"}}\n' for text in topic_texts()), encoding="utf-8")
-    return record(
-        tmp_path_factory.mktemp("pack") / "pack",
-        depth=depth,
-        heldout=0.5,
-        progress=False,
-        expert=ScriptedBackend(score=topic_score),
-        encoder="hashing",
-        cache=None,
-        seeds=str(seeds),
-        review_method="likelihood",
-        reviewer_threshold=0.5,
-    )
+    return _record_scripted(tmp_path_factory, topic_texts(), topic_score, depth=depth, heldout=0.5)
