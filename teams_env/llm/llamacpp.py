@@ -26,6 +26,7 @@ from teams_env.llm.base import (
     ChoiceScores,
     Completion,
     Conversation,
+    GenerationParams,
     LLMBackend,
     LLMError,
     Params,
@@ -211,7 +212,7 @@ class LlamaCppBackend(LLMBackend):
         finish = ["length"] * len(prompts)
         slots: dict[int, _Slot] = {}
         logits: dict[int, np.ndarray] = {}
-        waiting = deque(range(len(prompts)))
+        waiting = deque(self._admission_order(every))
         active: list[int] = []
         with self._lock:
             while waiting or active:
@@ -255,6 +256,12 @@ class LlamaCppBackend(LLMBackend):
                 text = text.split(stop, 1)[0]
             completions.append(Completion(text, len(prompts[i]), len(answer), finish[i]))
         return completions
+
+    @staticmethod
+    def _admission_order(every: Sequence[GenerationParams]) -> list[int]:
+        """Requests that may run longest start first, so a batch's last steps are not one long
+        answer decoded alone (in ``deterministic`` mode the order does not change any answer)."""
+        return sorted(range(len(every)), key=lambda i: -every[i].max_new_tokens)
 
     def _hits_stop(self, answer: list[int], stops: tuple[str, ...]) -> bool:
         tail = self._model.detokenize(answer[-16:]).decode("utf-8", errors="ignore")
