@@ -8,6 +8,7 @@ from typing import Any
 
 from teams_env.config import EnvConfig, env_option
 from teams_env.configuration import option
+from teams_env.rewards import REWARD_NAMES
 
 ACTION_TYPE_CHOICES = ("auto", "continuous", "discrete")
 
@@ -197,9 +198,7 @@ class BenchConfig(EnvConfig):
         "evaluate on train and held-out seeds against the exact optimum; agents: SB3 algorithms, uniform, "
         "fixed, best-fixed, optimal, and supervised / nearest-seed (fitted to the train seeds' optimum)",
     )
-    reward: str = option(
-        "reviewer", "reward of the replay env (--pack): reviewer, novelty or reviewer*novelty"
-    )
+    reward: str = option("reviewer", f"reward of the replay env (--pack): {', '.join(REWARD_NAMES)}")
     jobs: int = option(1, "runs trained in parallel processes (--pack)")
 
     def validate(self) -> None:

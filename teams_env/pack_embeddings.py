@@ -1,8 +1,9 @@
-"""The embeddings of every text a replay env can observe, stored beside a transition pack.
+"""The embeddings of every text a replay env can observe or score, stored beside a transition pack.
 
-A text observation holds the current instruction's sentence embedding. Running the encoder for it
-would cost a replay step more than everything else together, so the embeddings of every seed text
-and every node's ``state`` are computed once and kept in ``embeddings.npz`` in the pack directory:
+A text observation holds the current instruction's sentence embedding, and the novelty reward
+compares a rewrite's embedding with the episode's earlier texts. Running the encoder for them would
+cost a replay step more than everything else together, so the embeddings of every seed text, every
+node's ``state`` and every rewrite are computed once and kept in ``embeddings.npz`` in the pack directory:
 the vectors (at :data:`~teams_env.env_core.OBSERVATION_EMBEDDING_DTYPE`, the precision of every
 observation, so a looked-up row equals what the encoder gives the live env), the encoder's name
 and dimension, and the SHA-256 of the texts in order. A file made for other texts or by another
@@ -41,11 +42,19 @@ class EmbeddingTable:
     def vector(self, text: str) -> np.ndarray:
         return self.vectors[self.rows[text]]
 
+    def __contains__(self, text: object) -> bool:
+        return text in self.rows
 
-def observable_texts(pack: Pack) -> list[str]:
-    """Every text a replay env of ``pack`` can observe (each seed and each node's state), sorted so
-    that the same pack always gives the same list."""
-    return sorted({seed["text"] for seed in pack.seeds} | {node.state for node in pack.nodes.values()})
+
+def pack_texts(pack: Pack) -> list[str]:
+    """Every text a replay env of ``pack`` can observe or score (each seed, each node's state and
+    each rewrite), sorted so that the same pack always gives the same list."""
+    nodes = pack.nodes.values()
+    return sorted(
+        {seed["text"] for seed in pack.seeds}
+        | {node.state for node in nodes}
+        | {node.instruction for node in nodes}
+    )
 
 
 def texts_sha256(texts: list[str]) -> str:
@@ -55,7 +64,7 @@ def texts_sha256(texts: list[str]) -> str:
 def load_embeddings(pack: Pack, encoder: SentenceEncoder) -> EmbeddingTable:
     """The table of ``pack``'s texts by ``encoder``: read from the pack's file when it was made for
     these texts by this encoder; else computed, and written there when the directory allows."""
-    texts = observable_texts(pack)
+    texts = pack_texts(pack)
     digest = texts_sha256(texts)
     path = pack.directory / EMBEDDINGS_FILE
     vectors = _read(path, digest, encoder, len(texts))
@@ -90,7 +99,7 @@ def write_embeddings(pack: str | os.PathLike[str] | Pack, encoder: str | Sentenc
             f"{pack.directory / MANIFEST_FILE}: recorded with encoder '{recorded}' "
             f"({pack.manifest.get('encoder_dim')} dims), not '{encoder.name}' ({encoder.dim} dims)"
         )
-    texts = observable_texts(pack)
+    texts = pack_texts(pack)
     path = pack.directory / EMBEDDINGS_FILE
     _save(path, _compute(texts, encoder, path), texts_sha256(texts), encoder)
     return path

@@ -54,9 +54,11 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
     ## Rewards
 
     ``reward="reviewer"`` (default): the live env's reward, as recorded. ``"novelty"``: the cosine
-    distance from the rewrite to the nearest earlier text of the episode. ``"reviewer*novelty"``:
-    their product. ``reward_fn(transition, episode) -> float``: any function of your own
-    (:mod:`teams_env.rewards`).
+    distance from the rewrite to the nearest earlier text of the episode (embeddings from the same
+    ``embeddings.npz``, which holds every rewrite of the pack too). ``"reviewer*novelty"``:
+    their product. ``"kept-vendi-gain"``: what an accepted rewrite adds to the Vendi score of the
+    episode's kept set (the starting instruction and the rewrites accepted before it).
+    ``reward_fn(transition, episode) -> float``: any function of your own (:mod:`teams_env.rewards`).
 
     ## Starting State
 
@@ -140,7 +142,9 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         self._set_up_spaces(action_type, action_dim, observation, render_mode)
         # Every text an episode can reach is in the pack, so its embedding is looked up, not computed.
         self._embeddings: EmbeddingTable | None = (
-            shared_embeddings(self.pack, self.encoder) if observation == "text" else None
+            shared_embeddings(self.pack, self.encoder)
+            if observation == "text" or self.reward_name != "reviewer"
+            else None
         )
 
         self._rewards: dict[NodeKey, float] = {}
@@ -224,7 +228,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         return self._observation(), reward, terminated, False, dict(self._last_info)
 
     def _embedding(self) -> np.ndarray:
-        assert self._embeddings is not None  # only text observations ask for one
+        assert self._embeddings is not None  # loaded for text observations
         return self._embeddings.vector(self._instruction)
 
     # -- the recorded tree ------------------------------------------------------------
@@ -272,6 +276,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
             start=self._seed_texts[seed_id],
             transitions=tuple(self._transitions if earlier is None else earlier),
             encoder=self.encoder,
+            table=self._embeddings,
         )
         value = float(self.reward_fn(transition, episode))
         if self._memoise:

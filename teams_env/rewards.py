@@ -6,6 +6,11 @@
   nearest text earlier in the episode (the starting instruction and every earlier rewrite): 0 for
   a rewrite that repeats one, about 1 for one unrelated to all of them.
 - ``"reviewer*novelty"``: their product: only rewrites the reviewer accepts earn, by how new they are.
+- ``"kept-vendi-gain"``: a set-level reward, the way a dataset is scored: a rewrite the reviewer
+  accepts earns what it adds to the Vendi score (the effective number of distinct items) of the
+  episode's kept set, the starting instruction and the rewrites accepted before it. 1 for a rewrite
+  unrelated to all of them, 0 for a copy of one, and a rewrite close to the set's centre earns less
+  than its novelty; failed steps earn 0.
 - any callable ``reward_fn(transition, episode) -> float``, e.g. a rubric of your own.
 """
 
@@ -13,13 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from teams_env.encoder import SentenceEncoder
+from teams_env.metrics import vendi_score
 
-REWARD_NAMES = ("reviewer", "novelty", "reviewer*novelty")
+if TYPE_CHECKING:
+    from teams_env.pack_embeddings import EmbeddingTable
+
+REWARD_NAMES = ("reviewer", "novelty", "reviewer*novelty", "kept-vendi-gain")
 
 
 @dataclass(frozen=True)
@@ -49,10 +58,20 @@ class Episode:
     start: str
     transitions: tuple[Transition, ...]
     encoder: SentenceEncoder
+    table: EmbeddingTable | None = None
+    """The pack's stored embeddings (every text of a pack), when the replay env has them."""
 
     def texts(self) -> list[str]:
         """The starting instruction, then each earlier rewrite."""
         return [self.start, *(t.instruction for t in self.transitions)]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-norm float32 rows for ``texts``: the pack's stored rows (float16, renormalised) when
+        it holds them all, else the encoder's."""
+        if self.table is None or not all(text in self.table for text in texts):
+            return self.encoder.encode(texts)
+        rows = np.stack([self.table.vector(text) for text in texts]).astype(np.float32)
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
 
 
 RewardFn = Callable[[Transition, Episode], float]
@@ -63,8 +82,8 @@ def reviewer_reward(transition: Transition, episode: Episode) -> float:
 
 
 def novelty_reward(transition: Transition, episode: Episode) -> float:
-    earlier = episode.encoder.encode(episode.texts())
-    rewrite = episode.encoder.encode([transition.instruction])[0]
+    earlier = episode.embed(episode.texts())
+    rewrite = episode.embed([transition.instruction])[0]
     return float(max(0.0, 1.0 - float(np.max(earlier @ rewrite))))
 
 
@@ -72,10 +91,19 @@ def reviewer_times_novelty(transition: Transition, episode: Episode) -> float:
     return transition.reviewer_reward * novelty_reward(transition, episode)
 
 
+def kept_vendi_gain(transition: Transition, episode: Episode) -> float:
+    if transition.reviewer_reward <= 0:
+        return 0.0
+    kept = [episode.start, *(t.instruction for t in episode.transitions if t.reviewer_reward > 0)]
+    vectors = episode.embed([*kept, transition.instruction])
+    return transition.reviewer_reward * (vendi_score(vectors) - vendi_score(vectors[:-1]))
+
+
 _BUILT_IN: dict[str, RewardFn] = {
     "reviewer": reviewer_reward,
     "novelty": novelty_reward,
     "reviewer*novelty": reviewer_times_novelty,
+    "kept-vendi-gain": kept_vendi_gain,
 }
 
 

@@ -18,7 +18,7 @@ from teams_env.pack import PackError, load_pack
 from teams_env.pack_embeddings import (
     EMBEDDINGS_FILE,
     load_embeddings,
-    observable_texts,
+    pack_texts,
     write_embeddings,
 )
 from teams_env.recorder import record
@@ -62,10 +62,11 @@ def pack_dir(recorded: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(recorded, tmp_path / "pack"))
 
 
-def test_record_writes_the_embeddings_of_every_observable_text(pack_dir):
+def test_record_writes_the_embeddings_of_every_text_a_replay_reads(pack_dir):
     pack = load_pack(pack_dir)
-    texts = observable_texts(pack)
+    texts = pack_texts(pack)
     assert set(SEEDS) <= set(texts) and {node.state for node in pack.nodes.values()} <= set(texts)
+    assert {node.instruction for node in pack.nodes.values()} <= set(texts)  # failed rewrites too
     with np.load(pack_dir / EMBEDDINGS_FILE) as stored:
         assert str(stored["encoder"]) == "hashing:384" and int(stored["dim"]) == 384
         assert stored["vectors"].shape == (len(texts), 384)
@@ -120,7 +121,7 @@ def test_a_stale_or_corrupt_file_is_recomputed_and_replaced(pack_dir, spoil):
     spoil(pack_dir / EMBEDDINGS_FILE)
     encoder = CountingEncoder()
     table = load_embeddings(pack, encoder)
-    assert encoder.texts == len(observable_texts(pack))
+    assert encoder.texts == len(pack_texts(pack))
     text = SEEDS[0]
     np.testing.assert_array_equal(
         table.vector(text), HashingEncoder().encode([text])[0].astype(OBSERVATION_EMBEDDING_DTYPE)

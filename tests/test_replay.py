@@ -15,6 +15,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from teams_env import REPLAY_ENV_IDS
+from teams_env.encoder import HashingEncoder
 from teams_env.env import TeaMsInstructEnv
 from teams_env.pack import PackError
 from teams_env.recorder import record
@@ -232,6 +233,22 @@ def test_reviewer_novelty_and_product_rewards(packs):
         np.testing.assert_allclose(product, np.multiply(reviewer, novelty), rtol=1e-6)
 
 
+def test_novelty_reads_the_packs_embeddings_not_the_encoder(packs, monkeypatch):
+    """Every rewrite's embedding is stored with the pack, so a novelty episode runs no encoder (the
+    benchmark's novelty runs were an encoder call per new text before)."""
+    env = TeaMsInstructReplayEnv(pack=packs["keep"], action_type="discrete", reward="novelty")
+    encoder = env.encoder
+
+    def no_encoding(texts):
+        raise AssertionError(f"encoded {texts!r}")
+
+    monkeypatch.setattr(env.encoder, "encode", no_encoding)
+    texts, novelty, _ = _episode(env, (2, 5))
+    monkeypatch.undo()
+    expected = [_novelty(encoder, texts[: step + 1], texts[step + 1]) for step in range(2)]
+    np.testing.assert_allclose(novelty, expected, atol=2e-3)  # the stored rows are float16
+
+
 def test_novelty_is_zero_for_a_repeated_text(packs):
     from teams_env.rewards import Episode, Transition, novelty_reward
 
@@ -258,3 +275,36 @@ def test_bad_reward_options_are_one_line_errors(packs):
         TeaMsInstructReplayEnv(pack=packs["keep"], reward="diversity")
     with pytest.raises(ValueError, match="not both"):
         TeaMsInstructReplayEnv(pack=packs["keep"], reward="novelty", reward_fn=lambda t, e: 0.0)
+
+
+class _Fixed(HashingEncoder):
+    """Given unit vectors for given texts: rewards computed by hand."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        super().__init__(2)
+        self.table = {text: np.asarray(v, np.float32) / np.linalg.norm(v) for text, v in vectors.items()}
+
+    def _encode(self, texts):
+        return np.stack([self.table[text] for text in texts])
+
+
+def test_kept_vendi_gain_is_what_an_accepted_rewrite_adds_to_the_kept_sets_vendi():
+    from teams_env.rewards import Episode, Transition, kept_vendi_gain, novelty_reward
+
+    # "b" is orthogonal to the start "a"; "c" is at 60 degrees to "a" (cosine 0.5).
+    encoder = _Fixed({"a": [1, 0], "b": [0, 1], "c": [0.5, np.sqrt(0.75)]})
+
+    def step(text: str, reward: float, number: int = 1) -> Transition:
+        return Transition("s", number, 0, "a", text, text, reward)
+
+    fresh = Episode("s", "a", (), encoder)
+    assert kept_vendi_gain(step("b", 1.0), fresh) == pytest.approx(1.0)  # Vendi 1 -> 2
+    assert kept_vendi_gain(step("a", 1.0), fresh) == pytest.approx(0.0, abs=1e-6)  # a copy adds nothing
+    assert kept_vendi_gain(step("b", 0.0), fresh) == 0.0  # a failed step earns nothing
+    # Eigenvalues of K/2 for cosine 0.5 are 0.75 and 0.25: Vendi exp(0.5623) = 1.7548.
+    assert kept_vendi_gain(step("c", 1.0), fresh) == pytest.approx(0.7548, abs=1e-4)
+    assert novelty_reward(step("c", 1.0), fresh) == pytest.approx(0.5, abs=1e-6)
+    # A failed earlier rewrite is not in the kept set (novelty still compares with it).
+    after_a_failure = Episode("s", "a", (step("b", 0.0),), encoder)
+    assert kept_vendi_gain(step("b", 1.0, 2), after_a_failure) == pytest.approx(1.0)
+    assert novelty_reward(step("b", 1.0, 2), after_a_failure) == pytest.approx(0.0, abs=1e-6)
