@@ -8,7 +8,8 @@ choice (Python). Then it measures llama.cpp's own rates for the same model in th
 prompt prefilled in one call and in the backend's 32-token blocks, and one decoding step for 1
 and for ``--max-batch`` sequences (what ``llama-bench`` calls pp and tg).
 
-    python -m benchmarks.recording_profile [--seeds 4] [--depth 2] [--max-batch 16] [--batch-size 96]
+    python -m benchmarks.recording_profile [--seeds 2] [--depth 3] [--max-batch 16] \
+        [--arms 96:arrival,96:longest,384:longest]
 """
 
 from __future__ import annotations

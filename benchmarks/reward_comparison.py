@@ -28,6 +28,14 @@ def _mean_ci(stats: dict[str, Any] | None) -> str:
     return f"{stats['mean']:.2f} ± {stats['ci95']:.2f}" if stats.get("ci95") else f"{stats['mean']:.2f}"
 
 
+def _iqm(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "n/a"
+    if stats["low"] == stats["high"]:
+        return f"{stats['point']:.2f}"
+    return f"{stats['point']:.2f} [{stats['low']:.2f}, {stats['high']:.2f}]"
+
+
 def load(directory: Path) -> dict[str, Any]:
     path = directory / "results.json"
     if not path.is_file():
@@ -39,6 +47,9 @@ def load(directory: Path) -> dict[str, Any]:
 def compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per agent and reward: held-out K/Q, Vendi/Q and the IQM normalized score under its own reward."""
     packs = {run["pack_hash"] for run in runs}
+    rewards = [run["reward"] for run in runs]
+    if len(set(rewards)) != len(rewards):
+        raise SystemExit(f"two runs with the same reward ({', '.join(rewards)}): give one run per reward")
     if len(packs) != 1:
         raise SystemExit(
             f"the runs were made on different packs ({', '.join(sorted(packs))}): not comparable"
@@ -55,21 +66,24 @@ def compare(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     "vendi_per_query": stats.get("vendi_per_query"),
                     "iqm": stats.get("iqm"),
                 }
-    return {"pack_hash": packs.pop(), "rewards": [run["reward"] for run in runs], "agents": rows}
+    return {"pack_hash": packs.pop(), "rewards": rewards, "agents": rows}
 
 
 def report(comparison: dict[str, Any]) -> str:
     rewards = comparison["rewards"]
     headers = ["agent"] + [f"K/Q, trained on {r}" for r in rewards] + [f"Vendi/Q, {r}" for r in rewards]
+    headers += [f"IQM normalized under {r}" for r in rewards]
     rows = []
     for agent, by_reward in comparison["agents"].items():
         cells = [_mean_ci(by_reward.get(r, {}).get("distinct_kept_per_query")) for r in rewards]
         cells += [_mean_ci(by_reward.get(r, {}).get("vendi_per_query")) for r in rewards]
+        cells += [_iqm(by_reward.get(r, {}).get("iqm")) for r in rewards]
         rows.append([agent, *cells])
     return (
         f"Held-out seeds, pack {comparison['pack_hash'][:12]}; mean ± 95% CI over runs (one value for "
         "deterministic agents). K/Q: distinct kept instructions per expert query; Vendi/Q: their Vendi "
-        "score per expert query. Every agent spends the same queries (one per step).\n\n"
+        "score per expert query. Every agent spends the same queries (one per step). The IQM normalized "
+        "score is under the reward the agent was trained on (0 uniform, 1 that reward's optimum).\n\n"
         + markdown_table(headers, rows)
     )
 

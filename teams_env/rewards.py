@@ -6,11 +6,12 @@
   nearest text earlier in the episode (the starting instruction and every earlier rewrite): 0 for
   a rewrite that repeats one, about 1 for one unrelated to all of them.
 - ``"reviewer*novelty"``: their product: only rewrites the reviewer accepts earn, by how new they are.
-- ``"kept-vendi-gain"``: a set-level reward, the way a dataset is scored: a rewrite the reviewer
-  accepts earns what it adds to the Vendi score (the effective number of distinct items) of the
-  episode's kept set, the starting instruction and the rewrites accepted before it. 1 for a rewrite
-  unrelated to all of them, 0 for a copy of one, and a rewrite close to the set's centre earns less
-  than its novelty; failed steps earn 0.
+- ``"kept-vendi-gain"``: a set-level reward, the way a dataset is scored: a rewrite a dataset would
+  keep (the reviewer rewarded it, valid, no leaked prompt words: the benchmark's "kept") earns what
+  it adds to the Vendi score (the effective number of distinct items) of the episode's kept set,
+  the starting instruction and the rewrites kept before it; a gain below 0 (an accepted
+  near-duplicate of a kept text) counts as 0. About 1 for a rewrite unrelated to all of them, 0 for
+  a copy of one; every other step earns 0.
 - any callable ``reward_fn(transition, episode) -> float``, e.g. a rubric of your own.
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from teams_env.elimination import leaked_phrase
 from teams_env.encoder import SentenceEncoder
 from teams_env.metrics import vendi_score
 
@@ -82,21 +84,25 @@ def reviewer_reward(transition: Transition, episode: Episode) -> float:
 
 
 def novelty_reward(transition: Transition, episode: Episode) -> float:
-    earlier = episode.embed(episode.texts())
-    rewrite = episode.embed([transition.instruction])[0]
-    return float(max(0.0, 1.0 - float(np.max(earlier @ rewrite))))
+    vectors = episode.embed([*episode.texts(), transition.instruction])  # one source for all rows
+    return float(max(0.0, 1.0 - float(np.max(vectors[:-1] @ vectors[-1]))))
 
 
 def reviewer_times_novelty(transition: Transition, episode: Episode) -> float:
     return transition.reviewer_reward * novelty_reward(transition, episode)
 
 
+def _kept(transition: Transition) -> bool:
+    """As the benchmark keeps a rewrite: rewarded (Not Equal and valid), no leaked prompt words."""
+    return transition.reviewer_reward > 0 and not leaked_phrase(transition.instruction)
+
+
 def kept_vendi_gain(transition: Transition, episode: Episode) -> float:
-    if transition.reviewer_reward <= 0:
+    if not _kept(transition):
         return 0.0
-    kept = [episode.start, *(t.instruction for t in episode.transitions if t.reviewer_reward > 0)]
+    kept = [episode.start, *(t.instruction for t in episode.transitions if _kept(t))]
     vectors = episode.embed([*kept, transition.instruction])
-    return transition.reviewer_reward * (vendi_score(vectors) - vendi_score(vectors[:-1]))
+    return max(0.0, vendi_score(vectors) - vendi_score(vectors[:-1]))
 
 
 _BUILT_IN: dict[str, RewardFn] = {

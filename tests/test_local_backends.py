@@ -187,7 +187,11 @@ def test_a_deterministic_llamacpp_answers_the_same_inside_a_continuous_batch(lla
 
     seeds = ["How to cook rice without a rice cooker", "Explain why the sky is blue.", "Name three rivers."]
     requests = [rewrite_conversation(action, seed) for seed in seeds for action in ACTIONS]
-    params = GenerationParams(max_new_tokens=32)
+    # Lengths that differ by action, so the backend admits them out of arrival order (longest first).
+    params = [
+        GenerationParams(max_new_tokens=16 + 4 * action) for _ in seeds for action in range(len(ACTIONS))
+    ]
+    assert LlamaCppBackend._admission_order(params)[:3] == [5, 11, 17]
     together = llama.generate(requests, params)  # 18 requests through 4 decoding places
     alone = LlamaCppBackend(embedded_gguf_path(), max_batch=4, context_per_sequence=1024)
-    assert [a.text for a in together] == [alone.generate([r], params)[0].text for r in requests]
+    assert [a.text for a in together] == [alone.generate([r], p)[0].text for r, p in zip(requests, params)]

@@ -304,6 +304,9 @@ def test_kept_vendi_gain_is_what_an_accepted_rewrite_adds_to_the_kept_sets_vendi
     # Eigenvalues of K/2 for cosine 0.5 are 0.75 and 0.25: Vendi exp(0.5623) = 1.7548.
     assert kept_vendi_gain(step("c", 1.0), fresh) == pytest.approx(0.7548, abs=1e-4)
     assert novelty_reward(step("c", 1.0), fresh) == pytest.approx(0.5, abs=1e-6)
+    # With two kept texts an accepted copy of one lowers the set's Vendi (2 -> 1.89): it earns 0.
+    two_kept = Episode("s", "a", (step("b", 1.0),), encoder)
+    assert kept_vendi_gain(step("a", 1.0, 2), two_kept) == 0.0
     # A failed earlier rewrite is not in the kept set (novelty still compares with it).
     after_a_failure = Episode("s", "a", (step("b", 0.0),), encoder)
     assert kept_vendi_gain(step("b", 1.0, 2), after_a_failure) == pytest.approx(1.0)

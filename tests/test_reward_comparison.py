@@ -60,3 +60,5 @@ def test_runs_on_different_packs_are_refused(runs, tmp_path):
     (other / "results.json").write_text(json.dumps(results | {"pack_hash": "0" * 64}))
     with pytest.raises(SystemExit, match="different packs"):
         reward_comparison.main([str(runs["reviewer"]), str(other)])
+    with pytest.raises(SystemExit, match="same reward"):
+        reward_comparison.main([str(runs["novelty"]), str(runs["novelty"])])

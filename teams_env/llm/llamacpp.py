@@ -261,7 +261,7 @@ class LlamaCppBackend(LLMBackend):
     def _admission_order(every: Sequence[GenerationParams]) -> list[int]:
         """Requests that may run longest start first, so a batch's last steps are not one long
         answer decoded alone (in ``deterministic`` mode the order does not change any answer)."""
-        return sorted(range(len(every)), key=lambda i: -every[i].max_new_tokens)
+        return sorted(range(len(every)), key=lambda i: every[i].max_new_tokens, reverse=True)
 
     def _hits_stop(self, answer: list[int], stops: tuple[str, ...]) -> bool:
         tail = self._model.detokenize(answer[-16:]).decode("utf-8", errors="ignore")
