@@ -35,8 +35,8 @@ def test_the_shipped_pack_passes_the_checkers(env_id):
     env = gym.make(env_id)
     check_env(env.unwrapped, skip_render_check=True)
     manifest = env.unwrapped.pack.manifest
-    assert manifest["depth"] >= 3 and len(manifest["seeds"]) >= 48
-    assert manifest["splits"]["train"] and manifest["splits"]["heldout"]
+    assert manifest["depth"] >= 3 and len(manifest["seeds"]) >= 144
+    assert len(manifest["splits"]["train"]) >= 108 and len(manifest["splits"]["heldout"]) >= 36
     assert not set(manifest["splits"]["train"]) & set(manifest["splits"]["heldout"])
 
 
