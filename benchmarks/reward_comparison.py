@@ -25,7 +25,9 @@ SPLIT = "heldout"
 def _mean_ci(stats: dict[str, Any] | None) -> str:
     if not stats:
         return "n/a"
-    return f"{stats['mean']:.2f} ± {stats['ci95']:.2f}" if stats.get("ci95") else f"{stats['mean']:.2f}"
+    if (stats.get("ci95") or 0.0) < 0.005:  # a deterministic agent: its runs are one (up to rounding)
+        return f"{stats['mean']:.2f}"
+    return f"{stats['mean']:.2f} ± {stats['ci95']:.2f}"
 
 
 def _iqm(stats: dict[str, Any] | None) -> str:
