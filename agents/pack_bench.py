@@ -159,7 +159,26 @@ def _curve(episodes: list[tuple[int, float]], budget: int) -> list[float]:
     return curve
 
 
-def _episodes(env: Any, act: Any) -> list[dict[str, Any]]:
+def policy_actor(policy: Any) -> Any:
+    """``act(observation, step)`` for an SB3-style ``policy.predict``: its most likely action, with
+    the state it returned carried through the episode and reset at step 0 (a recurrent policy's
+    memory, a baseline's step counter)."""
+    state = None
+
+    def act(observation: Any, step: int) -> Any:
+        nonlocal state
+        action, state = policy.predict(
+            observation,
+            state=state if step else None,
+            episode_start=np.array([step == 0]),
+            deterministic=True,
+        )
+        return action
+
+    return act
+
+
+def play_episodes(env: Any, act: Any) -> list[dict[str, Any]]:
     """One episode from each seed of ``env``'s split; ``act(observation, step)`` picks the action."""
     results = []
     for seed_id in env.unwrapped.seed_ids:
@@ -191,7 +210,7 @@ def _actor(run: PackRun, env: Any, model: Any, best_fixed: Sequence[int]) -> Any
     from agents.oracles import env_optimum
 
     if model is not None:
-        return lambda observation, step: model.predict(observation, deterministic=True)[0]
+        return policy_actor(model)
     if run.agent == "uniform":  # one sampled episode per seed; the exact expectation is the floor
         rng = np.random.default_rng(run.seed)
         return lambda observation, step: int(rng.integers(len(ACTION_NAMES)))
@@ -205,7 +224,7 @@ def _actor(run: PackRun, env: Any, model: Any, best_fixed: Sequence[int]) -> Any
 
         agent = make_baseline(run.agent, env, run.seed)
         assert agent is not None
-        return lambda observation, step: agent.predict(observation, deterministic=True)[0]
+        return policy_actor(agent)
     optimum = env_optimum(env.unwrapped)
     return lambda observation, step: optimum.best_action[env.unwrapped.node_key]
 
@@ -238,7 +257,7 @@ def run_one(run: PackRun) -> dict[str, Any]:
     result: dict[str, Any] = {"agent": run.agent, "seed": run.seed, "curve": curve}
     for split in SPLITS:
         env = _env(run, split, seed=run.seed)
-        episodes = _episodes(env, _actor(run, env, model, best_fixed))
+        episodes = play_episodes(env, _actor(run, env, model, best_fixed))
         returns = [episode["return"] for episode in episodes]
         actions = [info["action"] for episode in episodes for info in episode["infos"]]
         result[split] = {

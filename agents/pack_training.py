@@ -109,24 +109,6 @@ def make_vec_env(config: TrainConfig, action_type: str, pack: Pack) -> Any:
     return VecMonitor(DummyVecEnv([partial(TeaMsInstructReplayEnv, **kwargs) for _ in range(config.n_envs)]))
 
 
-def _play(model: Any, env: Any) -> list[dict[str, Any]]:
-    """One episode from each seed of ``env`` with the model's most likely action."""
-    episodes = []
-    for seed_id in env.seed_ids:
-        observation, _ = env.reset(options={"seed_id": seed_id})
-        state, total, actions, done = None, 0.0, [], False
-        while not done:
-            action, state = model.predict(
-                observation, state=state, episode_start=np.array([not actions]), deterministic=True
-            )
-            observation, reward, terminated, truncated, info = env.step(action)
-            total += float(reward)
-            actions.append(info["action_name"])
-            done = terminated or truncated
-        episodes.append({"seed_id": seed_id, "return": total, "actions": actions})
-    return episodes
-
-
 def _normalized(value: float, uniform: float, optimal: float) -> float | None:
     span = optimal - uniform
     return (value - uniform) / span if span > 0 else None
@@ -138,6 +120,7 @@ def evaluate_on_pack(
     """The policy's deterministic return on each split of the pack against the exact uniform,
     best-fixed and optimal returns; written to ``run_path / pack_eval.json`` and returned."""
     from agents.oracles import env_optimum
+    from agents.pack_bench import play_episodes, policy_actor
     from agents.policy import use_saved_codec
     from agents.run_dir import RunDir
     from teams_env.optimum import uniform_returns
@@ -165,7 +148,14 @@ def evaluate_on_pack(
         ]
         env = TeaMsInstructReplayEnv(**replay_kwargs(config, action_type, pack, split))
         use_saved_codec(RunDir(run_path), env)  # decode as in training
-        episodes = _play(model, env)
+        episodes = [
+            {
+                "seed_id": episode["seed_id"],
+                "return": episode["return"],
+                "actions": [info["action_name"] for info in episode["infos"]],
+            }
+            for episode in play_episodes(env, policy_actor(model))
+        ]
         mean = {
             "return": float(np.mean([episode["return"] for episode in episodes])),
             "uniform": float(np.mean(list(uniform.values()))),

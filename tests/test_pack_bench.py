@@ -247,3 +247,24 @@ def test_task_scores_normalize_each_seed_by_its_own_ceilings():
     references = reference_scores(ceiling)
     np.testing.assert_allclose(references["uniform"], [[0.0, 0.0]])
     np.testing.assert_allclose(references["best-fixed"], [[0.5, 0.0]])
+
+
+def test_a_policy_actor_carries_the_policys_state_through_an_episode():
+    """A recurrent policy (ppo_lstm) gets back the state it returned, and a fresh one at step 0."""
+    from agents.pack_bench import policy_actor
+
+    seen = []
+
+    class Recurrent:
+        def predict(self, observation, state=None, episode_start=None, deterministic=False):
+            seen.append((state, bool(episode_start[0]), deterministic))
+            return np.array(len(seen)), f"memory after {len(seen)}"
+
+    act = policy_actor(Recurrent())
+    assert [int(act(None, step)) for step in (0, 1, 2, 0)] == [1, 2, 3, 4]
+    assert seen == [
+        (None, True, True),
+        ("memory after 1", False, True),
+        ("memory after 2", False, True),
+        (None, True, True),
+    ]
