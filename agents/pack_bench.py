@@ -274,7 +274,7 @@ def ceilings(pack: str, reward: str) -> dict[str, dict[str, Any]]:
     """Per split: optimal, uniform-expected and best-fixed returns (best-fixed chosen on train), as
     means over the split's seeds and per seed (``per_seed``)."""
     from agents.oracles import env_optimum
-    from teams_env.optimum import uniform_returns
+    from teams_env.optimum import sequence_returns, uniform_returns
 
     probe = PackRun("optimal", 0, pack, "", 1, 1, reward, observation="last_action")  # no embeddings needed
     chosen = env_optimum(_env(probe, "train").unwrapped).best_fixed
@@ -282,9 +282,7 @@ def ceilings(pack: str, reward: str) -> dict[str, dict[str, Any]]:
     for split in SPLITS:
         env = _env(probe, split).unwrapped
         optimum = env_optimum(env)
-        fixed = [
-            sum(env.transition_reward(s, chosen[: d + 1]) for d in range(len(chosen))) for s in env.seed_ids
-        ]
+        fixed = list(sequence_returns(env.transition_reward, env.seed_ids, chosen).values())
         uniform = uniform_returns(env.transition_reward, env.seed_ids, len(ACTION_NAMES), env.max_steps)
         table[split] = {
             "seeds": len(env.seed_ids),

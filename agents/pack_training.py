@@ -123,7 +123,7 @@ def evaluate_on_pack(
     from agents.pack_bench import play_episodes, policy_actor
     from agents.policy import use_saved_codec
     from agents.run_dir import RunDir
-    from teams_env.optimum import uniform_returns
+    from teams_env.optimum import sequence_returns, uniform_returns
     from teams_env.replay import TeaMsInstructReplayEnv
 
     # Ceilings need no observation: the last-action mode loads no embeddings.
@@ -142,10 +142,7 @@ def evaluate_on_pack(
         ceiling = ceiling_env(split)
         optimum = env_optimum(ceiling)
         uniform = uniform_returns(ceiling.transition_reward, ceiling.seed_ids, len(ACTION_NAMES), steps)
-        fixed = [
-            sum(ceiling.transition_reward(seed_id, best_fixed[: d + 1]) for d in range(steps))
-            for seed_id in ceiling.seed_ids
-        ]
+        fixed = sequence_returns(ceiling.transition_reward, ceiling.seed_ids, best_fixed[:steps]).values()
         env = TeaMsInstructReplayEnv(**replay_kwargs(config, action_type, pack, split))
         use_saved_codec(RunDir(run_path), env)  # decode as in training
         episodes = [
@@ -159,7 +156,7 @@ def evaluate_on_pack(
         mean = {
             "return": float(np.mean([episode["return"] for episode in episodes])),
             "uniform": float(np.mean(list(uniform.values()))),
-            "best_fixed": float(np.mean(fixed)),
+            "best_fixed": float(np.mean(list(fixed))),
             "optimal": optimum.mean_value,
         }
         splits[split] = {

@@ -101,6 +101,20 @@ def _best_fixed(
     return best[1], [float(r) for r in best[2]]
 
 
+def sequence_returns(
+    reward_of: RewardOf, seed_ids: Sequence[str], sequence: Sequence[int], gamma: float = 1.0
+) -> dict[str, float]:
+    """Each seed's return when ``sequence`` is played from it, whatever the instruction (a fixed
+    action sequence, e.g. the best one chosen on other seeds)."""
+    prefixes = [tuple(sequence[: depth + 1]) for depth in range(len(sequence))]
+    return {
+        seed_id: float(
+            sum(gamma**depth * reward_of(seed_id, prefix) for depth, prefix in enumerate(prefixes))
+        )
+        for seed_id in seed_ids
+    }
+
+
 def uniform_returns(
     reward_of: RewardOf, seed_ids: Sequence[str], n_actions: int, horizon: int, gamma: float = 1.0
 ) -> dict[str, float]:

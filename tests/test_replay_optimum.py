@@ -14,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.baselines import make_baseline
 from agents.oracles import env_optimum
-from teams_env.optimum import solve, uniform_returns
+from teams_env.optimum import sequence_returns, solve, uniform_returns
 
 # Two actions, depth 2. Greedy takes action 0 first on seed A (1 > 0) and ends with 1; the optimum
 # goes 1 then 0 for 3. The best fixed sequence (0, 1) is optimal on B only.
@@ -37,6 +37,13 @@ def test_dynamic_programming_on_a_hand_built_tree():
     assert optimum.values[("A", (0,))] == 0 and optimum.values[("B", (1,))] == 0
     assert optimum.best_fixed == (0, 1)
     assert optimum.fixed_returns == {"A": 1.0, "B": 3.0} and optimum.best_fixed_return == 2.0
+
+
+def test_a_fixed_sequences_return_on_the_hand_built_tree():
+    assert sequence_returns(_reward, ["A", "B"], (0, 1)) == solve(_reward, ["A", "B"], 2, 2).fixed_returns
+    assert sequence_returns(_reward, ["A", "B"], (1, 0)) == {"A": 3.0, "B": 0.0}
+    assert sequence_returns(_reward, ["A"], (1, 0), gamma=0.5) == {"A": 1.5}
+    assert sequence_returns(_reward, ["A"], (0,)) == {"A": 1.0}
 
 
 def test_uniform_expected_return_on_the_hand_built_tree():
