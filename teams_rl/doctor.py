@@ -10,21 +10,18 @@ becomes one line naming the cause and the fix instead of killing the command. Th
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
-import json
 import os
 import platform
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from teams_env.configuration import option
+from teams_rl.child_process import ChildOutcome, run_in_child
 
 CHILD_CHECKS: dict[str, str] = {
     "expert": "teams_rl.doctor:expert_answers",
@@ -109,7 +106,7 @@ def llamacpp_finding(flags: set[str] | None) -> Finding:
     """The build's features, and whether this CPU can run them."""
     try:
         version = importlib.metadata.version("llama-cpp-python")
-        from teams_env.llm.llamacpp_build import build_features, build_has_amx
+        from teams_env.llm.llamacpp_build import SYSTEM_INFO_ENV_VAR, build_features, build_has_amx
     except importlib.metadata.PackageNotFoundError:
         return Finding(
             "llama.cpp", False, "llama-cpp-python is not installed", "pip install 'teams-rl[llamacpp]'"
@@ -127,6 +124,9 @@ def llamacpp_finding(flags: set[str] | None) -> Finding:
         else "extra buffers on"
     )
     detail = f"llama-cpp-python {version}: {' '.join(enabled)}{' + ' + ' '.join(others) if others else ''}; {buffers}"
+    if os.environ.get(SYSTEM_INFO_ENV_VAR):
+        # A pretended build (tests of the AMX decision): what this CPU runs is not in question.
+        return Finding("llama.cpp", True, f"{detail} (feature report from ${SYSTEM_INFO_ENV_VAR})")
     missing = [
         name
         for name, flag in BUILD_NEEDS.items()
@@ -224,10 +224,7 @@ def encoder_embeds() -> str:
 
 def crash_cause(role: str, code: int) -> tuple[str, str]:
     """What a child's death by signal most likely means here, and the fix."""
-    try:
-        name = signal.Signals(-code).name
-    except ValueError:
-        name = f"signal {-code}"
+    name = ChildOutcome(code, None, "").signal_name
     if -code == signal.SIGILL:
         return (
             f"{name}: the native code uses an instruction this CPU lacks (a build made on another machine)",
@@ -249,25 +246,20 @@ def crash_cause(role: str, code: int) -> tuple[str, str]:
 def role_finding(role: str, target: str, timeout: float) -> Finding:
     start = time.perf_counter()
     try:
-        child = subprocess.run(
-            [sys.executable, "-m", "teams_rl.doctor", target],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        outcome = run_in_child(target, timeout=timeout)
     except subprocess.TimeoutExpired:
         return Finding(
             role, False, f"no answer within {timeout:.0f} s", "raise --timeout, or run teams-rl rollout -v"
         )
     seconds = time.perf_counter() - start
-    if child.returncode < 0:
-        cause, fix = crash_cause(role, child.returncode)
+    if outcome.signal_name:
+        cause, fix = crash_cause(role, outcome.returncode)
         return Finding(role, False, f"crashed: {cause}", fix)
-    lines = [line for line in child.stdout.splitlines() if line.startswith("{")]
-    if child.returncode != 0 or not lines:
-        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
-        return Finding(role, False, f"failed: {last}", "run teams-rl rollout -v for the whole trace")
-    return Finding(role, True, f"{json.loads(lines[-1])['detail']} ({seconds:.1f} s, model loading included)")
+    if not outcome.ok:
+        return Finding(
+            role, False, f"failed: {outcome.last_error}", "run teams-rl rollout -v for the whole trace"
+        )
+    return Finding(role, True, f"{outcome.line} ({seconds:.1f} s, model loading included)")
 
 
 def findings(config: DoctorConfig) -> list[Finding]:
@@ -294,14 +286,3 @@ def run(config: DoctorConfig) -> int:
     failed = [finding.name for finding in results if not finding.ok]
     print("all checks passed" if not failed else f"{len(failed)} failed: {', '.join(failed)}")
     return 1 if failed else 0
-
-
-def _child(target: str) -> None:
-    """Run one check and print its line as JSON (the parent reads the last such line)."""
-    module, _, name = target.partition(":")
-    check: Callable[[], str] = getattr(importlib.import_module(module), name)
-    print(json.dumps({"detail": check()}), flush=True)
-
-
-if __name__ == "__main__":
-    _child(sys.argv[1])

@@ -1,5 +1,5 @@
 """Shared fixtures: a private LLM cache per test session, and fast environments on the scripted
-backend with the model-free hashing encoder."""
+backend with the model-free hashing encoder. Risky native work runs through ``isolated.py``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 
 from teams_env.scripted import ScriptedBackend
+
+pytest_plugins = ["pytester"]  # tests of how a failing test is reported run an inner pytest
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -40,7 +40,7 @@ def test_a_crash_in_a_child_is_one_line_with_cause_and_fix(crashing_checks, caps
     assert crash.startswith("FAIL") and "crashed: SIGSEGV in llama.cpp" in crash
     failure = next(line for line in out.splitlines() if " reviewer " in line)
     assert failure.startswith("FAIL") and "the model file is damaged" in failure
-    assert "fix: pip install --force-reinstall --no-cache-dir" in out
+    assert "fix: " in out and "pip install --force-reinstall --no-cache-dir" in out
     assert out.rstrip().endswith("2 failed: expert, reviewer")
 
 
@@ -56,6 +56,8 @@ def test_a_crash_on_an_amx_build_names_the_upstream_bug(monkeypatch):
 
 def test_a_build_for_features_this_cpu_lacks_fails(monkeypatch):
     from teams_env.llm import llamacpp_build
+
+    monkeypatch.delenv(llamacpp_build.SYSTEM_INFO_ENV_VAR, raising=False)  # the pretended build below decides
 
     monkeypatch.setattr(
         llamacpp_build, "build_features", lambda: {"CPU": {"AVX2": "1", "AVX512": "1", "AMX_INT8": "1"}}

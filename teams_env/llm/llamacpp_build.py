@@ -16,10 +16,16 @@ Nothing here imports llama_cpp at module level, so the decision is testable with
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 AMX_FEATURE = "AMX_INT8"
 """The feature llama.cpp's CPU backend reports when it was compiled with AMX kernels."""
+
+SYSTEM_INFO_ENV_VAR = "TEAMS_RL_LLAMACPP_SYSTEM_INFO"
+"""A ``llama_print_system_info()`` report to decide by instead of the installed build's own: it lets
+the whole test suite run, on a CPU without AMX, as it would decide on an AMX build (child processes
+and servers inherit it). Unset, the build's real report decides."""
 
 
 def parse_system_info(text: str) -> dict[str, dict[str, str]]:
@@ -42,7 +48,11 @@ def parse_system_info(text: str) -> dict[str, dict[str, str]]:
 
 @functools.cache
 def build_features() -> dict[str, dict[str, str]]:
-    """The installed llama.cpp build's features, by backend (read once per process)."""
+    """The installed llama.cpp build's features, by backend (read once per process), or those of
+    the report in ``$TEAMS_RL_LLAMACPP_SYSTEM_INFO`` where it is set."""
+    forced = os.environ.get(SYSTEM_INFO_ENV_VAR)
+    if forced:
+        return parse_system_info(forced)
     import llama_cpp
 
     return parse_system_info(llama_cpp.llama_print_system_info().decode("utf-8", errors="replace"))
