@@ -33,7 +33,7 @@ import numpy as np
 
 from agents.algorithms import ALGORITHMS, get_algorithm
 from agents.baselines import is_baseline
-from agents.config import BenchConfig, TrainConfig
+from agents.config import VARIANTS, BenchConfig, TrainConfig
 from agents.journal import Journal
 from agents.policy import import_agent_class
 from agents.rollout import Trajectory, rollout
@@ -155,7 +155,7 @@ def bench_agents(config: BenchConfig) -> list[BenchAgent]:
                 )
             )
         else:
-            raise ValueError(f"unknown variant '{variant}': use discrete or last_action")
+            raise ValueError(f"--variants: unknown variant '{variant}'; choose from {', '.join(VARIANTS)}")
     agents += [_listed_agent(entry, index) for index, entry in enumerate(config.agents)]
     names = [agent.name for agent in agents]
     duplicated = sorted({name for name in names if names.count(name) > 1})
@@ -207,9 +207,10 @@ def _run_key(
     and seeds, and the env overrides (another reviewer object gives another key), so a bench re-run
     with more seeds or agents reuses the runs it already has and nothing else."""
     settings = {
-        k: v
+        # the instruction source under its former name, so runs journaled before the rename keep their keys
+        ("instructions" if k == "seeds" else k): v
         for k, v in dataclasses.asdict(config).items()
-        if k not in ("out", "seeds", "algos", "variants", "agents")
+        if k not in ("out", "run_seeds", "algos", "variants", "agents")
     }
     identity: dict[str, Any] = {"settings": settings, "agent": dataclasses.asdict(agent), "seed": seed}
     if env_overrides:  # absent without overrides: keys of benches run from the command line are unchanged
@@ -336,11 +337,11 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
     agents = bench_agents(config)
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    instructions = load_seeds(config.instructions).seeds
+    instructions = load_seeds(config.seeds).seeds
     held_out = instructions[config.eval_offset : config.eval_offset + config.eval_limit]
     if len(held_out) < 2:
         raise ValueError(
-            f"{config.instructions}: {len(instructions)} instructions leave no held-out slice at offset "
+            f"--seeds {config.seeds}: {len(instructions)} instructions leave no held-out slice at offset "
             f"{config.eval_offset}; lower --eval-offset"
         )
     train_instructions = [s.text for s in instructions if s not in held_out]
@@ -350,7 +351,7 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
     journal = Journal(out / "runs.jsonl")
     finished = {record["key"]: record["result"] for record in journal.records}
     runs = []
-    plan = [(agent, seed) for agent in agents for seed in config.seeds]
+    plan = [(agent, seed) for agent in agents for seed in config.run_seeds]
     for number, (agent, seed) in enumerate(plan, start=1):
         key = _run_key(config, agent, seed, env_overrides)
         where = f"bench [{number}/{len(plan)}] {agent.name}, seed {seed}"
@@ -392,12 +393,26 @@ def bench(config: BenchConfig, env_overrides: Mapping[str, Any] | None = None) -
     return out
 
 
+def terminal_summary(results: Mapping[str, Any]) -> list[str]:
+    """What a live bench prints: each agent's mean episode reward and size-controlled Vendi score."""
+    size = results["diversity_subsample_size"]
+    lines = [f"held-out seeds: mean episode reward, Vendi score of {size} random kept rewrites"]
+    for name, stats in results["summary"].items():
+        reward, vendi = stats["mean_episode_reward"], stats["vendi_subsampled"]
+        lines.append(f"  {name:<24} {reward['mean']:.3f}  {vendi['mean']:.2f}  ({reward['n']} runs)")
+    return lines
+
+
 def run(config: BenchConfig) -> int:
     if config.pack:
         from agents.pack_bench import bench_pack
+        from agents.pack_bench import terminal_summary as pack_summary
 
         out = bench_pack(config)
+        lines = pack_summary(json.loads((out / "results.json").read_text(encoding="utf-8")))
     else:
         out = bench(config)
-    print((out / "benchmark.md").read_text(encoding="utf-8"))
+        lines = terminal_summary(json.loads((out / "results.json").read_text(encoding="utf-8")))
+    print("\n".join(lines))
+    print(f"report: {out / 'benchmark.md'}")
     return 0

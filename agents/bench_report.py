@@ -10,6 +10,7 @@ import numpy as np
 
 from agents.journal import read_jsonl
 from agents.plots import pyplot, save_figure
+from agents.rl_statistics import MIN_RUNS_FOR_T
 from teams_env.actions import ACTION_NAMES
 
 DIVERSITY_BARS = ("vendi_subsampled", "distinct_2", "mean_pairwise_cosine_distance")
@@ -109,7 +110,10 @@ def _metric_table(results: Mapping[str, Any], metric: str) -> str:
     lines = ["| agent | mean | 95% CI | runs |", "|---|---|---|---|"]
     for agent in results["agents"]:
         cell = results["summary"][agent["name"]][metric]
-        lines.append(f"| {agent['name']} | {cell['mean']:.3f} | ± {cell['ci95']:.3f} | {cell['n']} |")
+        interval = (
+            f"± {cell['ci95']:.3f}" if cell["n"] >= MIN_RUNS_FOR_T else f"n/a (< {MIN_RUNS_FOR_T} runs)"
+        )
+        lines.append(f"| {agent['name']} | {cell['mean']:.3f} | {interval} | {cell['n']} |")
     return "\n".join(lines)
 
 
@@ -118,7 +122,7 @@ def write_report(out: Path, results: Mapping[str, Any], metrics: Sequence[tuple[
     plot_diversity(results, out / "diversity.png")
     plot_action_heatmaps(results, out / "action_heatmap.png")
     config = results["config"]
-    seeds = config["seeds"]
+    seeds = config["run_seeds"]
     size = results.get("diversity_subsample_size")
     sections = "\n\n".join(
         f"### {title.format(size=size)}\n\n{_metric_table(results, metric)}" for metric, title in metrics
@@ -138,8 +142,8 @@ by agent and seed, so every run is also scored on random subsets of {size} kept 
 any run kept; mean over 200 subsets) and per rewrite.
 
 **How many runs:** each number is the mean over {len(seeds)} seed(s) ({", ".join(map(str, seeds))}), with
-a 95% confidence interval from Student's t. With so few runs the intervals are wide; differences
-inside them are not evidence.
+a 95% confidence interval from Student's t where at least {MIN_RUNS_FOR_T} runs make it. With so few runs
+the intervals are wide; differences inside them are not evidence.
 
 Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]} GB, accelerator {machine["accelerator"]};
 Python {machine["python"]}; {", ".join(f"{k} {v}" for k, v in machine["versions"].items())}.

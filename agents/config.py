@@ -6,11 +6,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from teams_env.config import EnvConfig, env_option
+from teams_env.config import ENV_DEFAULTS, EnvConfig, deterministic_option, env_option
 from teams_env.configuration import option
 from teams_env.rewards import REWARD_NAMES
 
 ACTION_TYPE_CHOICES = ("auto", "continuous", "discrete")
+VARIANTS = ("discrete", "last_action")
+"""Bench variants of the first algorithm: its Discrete twin, and the authors' one-hot observation."""
+
+SKIP_BAD_LINES_HELP = (
+    "skip seed-file lines that are not JSON objects with an 'instruction' text (and say how many) "
+    "instead of stopping at the first"
+)
+
+
+def check_pack(spec: str) -> None:
+    """A pack named by ``--pack`` (a directory, or a shipped pack such as ``default``) exists and
+    has a manifest: checked before any model or policy loads."""
+    from teams_env.pack import PackError, read_manifest
+
+    try:
+        read_manifest(spec)
+    except PackError as error:
+        raise ValueError(f"--pack: {error}") from None
+
+
+def check_seed_file(seeds: str, skip_bad_lines: bool) -> None:
+    """Read a local seed file now (it is cheap), so a bad line stops the command before any model
+    loads and before an output folder is made; hub datasets are read when they are used."""
+    from teams_env.seeds import HF_PREFIX, load_seeds
+
+    if not seeds.startswith(HF_PREFIX):
+        load_seeds(seeds, skip_bad_lines=skip_bad_lines)
 
 
 @dataclass
@@ -72,6 +99,14 @@ class TrainConfig(EnvConfig):
 
         super().validate()
         get_algorithm(self.algo).resolve_action_type(self.action_type)
+        if self.pack:
+            check_pack(self.pack)
+            if self.seeds != ENV_DEFAULTS.seeds:
+                raise ValueError(
+                    f"--seeds {self.seeds}: a pack brings its own seed instructions (its train split); "
+                    "leave --seeds out with --pack (for several random seeds, run once per --seed, "
+                    "or use teams-rl bench --pack)"
+                )
         if self.torch_threads < 0:
             raise ValueError(f"torch_threads must not be negative, got {self.torch_threads}")
         for name in ("total_timesteps", "n_envs", "checkpoint_freq"):
@@ -96,13 +131,14 @@ class EvaluatePolicyConfig(EnvConfig):
     offset: int = option(0, "skip this many seed instructions first, e.g. the ones the policy was trained on")
     n_envs: int = option(8, "episodes run side by side; their LLM calls are batched")
     seed: int = option(0, "seed of stochastic agents and of the environments")
-    deterministic: bool = option(True, "take the policy's most likely action (SB3 models)")
+    deterministic: bool = deterministic_option()
+    skip_bad_lines: bool = option(False, SKIP_BAD_LINES_HELP)
     output: str = option("", "also write the report as JSON to this file")
 
     def validate(self) -> None:
         super().validate()
         if not self.policy:
-            raise ValueError("policy is required: a run directory, a .zip checkpoint or a baseline name")
+            raise ValueError("--policy is required: a run directory, a .zip checkpoint or a baseline name")
         if self.action_type not in ("continuous", "discrete"):
             raise ValueError(f"action_type must be continuous or discrete, got '{self.action_type}'")
         for name in ("limit", "offset"):
@@ -110,6 +146,7 @@ class EvaluatePolicyConfig(EnvConfig):
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.n_envs < 1:
             raise ValueError(f"n_envs must be at least 1, got {self.n_envs}")
+        check_seed_file(self.seeds, self.skip_bad_lines)
 
 
 @dataclass
@@ -127,19 +164,14 @@ class GenerateConfig(EnvConfig):
         "continuous",
         "environment for baselines and custom agents: continuous or discrete (a run uses its own)",
     )
-    deterministic: bool = option(
-        False, "take the policy's most likely action instead of sampling it (the authors' code samples)"
-    )
+    deterministic: bool = deterministic_option()
+    skip_bad_lines: bool = option(False, SKIP_BAD_LINES_HELP)
     n_envs: int = option(8, "seeds rewritten side by side; their LLM calls are batched")
     force_actions: list[str] = option(
         [], "STEP:ACTION pairs that override the policy at those steps (1-based), e.g. 1:breadth,4:breadth"
     )
     replace_actions: list[str] = option(
         [], "FROM:TO pairs applied at the other steps, e.g. breadth:add_constraints (the authors' generation)"
-    )
-    on_failure: str = option(
-        "revert",
-        "after a failed rewrite go on from the instruction before it (revert) or from the rewrite (keep)",
     )
     dedup_threshold: float = option(
         0.95,
@@ -152,13 +184,14 @@ class GenerateConfig(EnvConfig):
     def validate(self) -> None:
         super().validate()
         if not self.out:
-            raise ValueError("out is required: the directory to write the dataset to")
+            raise ValueError("--out is required: the directory to write the dataset to")
         if self.action_type not in ("continuous", "discrete"):
             raise ValueError(f"action_type must be continuous or discrete, got '{self.action_type}'")
         if self.limit < 0 or self.n_envs < 1 or self.answer_max_new_tokens < 1:
             raise ValueError("limit must be >= 0, n_envs and answer_max_new_tokens >= 1")
         if not 0.0 < self.dedup_threshold <= 1.0:
             raise ValueError(f"dedup_threshold must be in (0, 1], got {self.dedup_threshold}")
+        check_seed_file(self.seeds, self.skip_bad_lines)
 
 
 @dataclass
@@ -169,28 +202,31 @@ class BenchConfig(EnvConfig):
         "forced sequence), fixed:NAME,..., or module:Class / file.py:Class",
     )
     variants: list[str] = option(
-        ["discrete", "last_action"],
-        "also train the first algorithm with the Discrete twin (discrete) and with the authors' "
-        "one-hot observation (last_action); empty: none",
+        [],
+        "also train the first algorithm with the Discrete twin (discrete) and/or with the authors' "
+        "one-hot observation (last_action); only the variants named here run",
     )
     agents: list[dict[str, Any]] = option(
         [],
         "extra agents (YAML list of mappings: name, and algo to train or policy to run; optional "
         "action_type, observation, hyperparams)",
     )
-    seeds: list[int] = option([0, 1, 2], "random seeds; every agent is trained and evaluated once per seed")
-    instructions: str = env_option(
+    run_seeds: list[int] = option(
+        [0, 1, 2], "random seeds; every agent is trained and evaluated once per seed (one run each)"
+    )
+    seeds: str = env_option(
         "seeds",
         "seed instructions (bundled, a JSON/JSONL file, or hf:DATASET): training draws from them, "
-        "evaluation uses the held-out slice",
+        "evaluation uses the held-out slice (not used with --pack: a pack has its own)",
+        deprecated=("instructions",),
     )
     budget: int = option(
         192, "environment steps of training per learning agent (about one reviewer query each)"
     )
     n_envs: int = option(8, "sub-environments stepped together; their LLM calls are batched")
-    eval_offset: int = option(100, "the held-out slice of --instructions starts here")
+    eval_offset: int = option(100, "the held-out slice of --seeds starts here")
     eval_limit: int = option(16, "held-out seed instructions every agent is evaluated on")
-    deterministic: bool = option(False, "evaluate with the policy's most likely action instead of a sample")
+    deterministic: bool = deterministic_option()
     out: str = option("bench", "output directory (benchmark.md, results.json, plots, runs/)")
     pack: str = option(
         "",
@@ -207,13 +243,11 @@ class BenchConfig(EnvConfig):
             raise ValueError(f"jobs must be at least 1, got {self.jobs}")
         if self.budget < 1:
             raise ValueError(f"budget must be at least 1 environment step, got {self.budget}")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one seed")
+        if not self.run_seeds:
+            raise ValueError("--run-seeds must name at least one random seed")
         if self.eval_limit < 2 or self.eval_offset < 0 or self.n_envs < 1:
             raise ValueError("eval_limit must be >= 2, eval_offset >= 0 and n_envs >= 1")
         if not self.algos and not self.agents:
-            raise ValueError("name at least one agent in algos or agents")
-
-    def env_kwargs(self) -> dict[str, Any]:
-        # Here --seeds are random seeds; the instruction source is --instructions.
-        return {**super().env_kwargs(), "seeds": self.instructions}
+            raise ValueError("name at least one agent in --algos or --agents")
+        if self.pack:
+            check_pack(self.pack)

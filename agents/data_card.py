@@ -18,6 +18,12 @@ def write_data_card(out: Path, stats: dict[str, Any]) -> Path:
         or "| none | 0 |"
     )
     per_item = stats["expert_queries_per_kept_item"]
+    skipped = stats["seeds"].get("skipped_while_loading", {})
+    skipped_line = (
+        f"; seed-file lines skipped: {', '.join(f'{reason} {n}' for reason, n in skipped.items())}"
+        if skipped
+        else ""
+    )
     diversity = stats.get("diversity")
     diversity_lines = (
         "\n".join(f"- {name}: {value:.3f}" for name, value in diversity.items())
@@ -29,11 +35,12 @@ def write_data_card(out: Path, stats: dict[str, Any]) -> Path:
 Rewrites chosen by `{stats["policy"]}`, performed by `{stats["expert"]}`, judged by `{stats["reviewer"]}`,
 answered by `{stats["responder"]}`.
 
-- seeds: {stats["seeds"]["done"]} of {stats["seeds"]["loaded"]} done
+- seeds: {stats["seeds"]["done"]} of {stats["seeds"]["loaded"]} done{skipped_line}
 - items kept: **{stats["kept"]}** (`dataset.jsonl`, TRL `messages` format plus Alpaca fields)
 - items eliminated: {stats["rejected"]} (`rejects.jsonl`, with the rule that removed each)
 - expert queries per kept item (rewrites and answers): {f"{per_item:.2f}" if per_item is not None else "n/a"}
-  (the paper reports about 2.0; WizardLM about 2.5)
+  (the paper reports about 2.0; WizardLM about 2.5): the requests the dataset needed, each counted
+  once however it was answered; a resumed run does not count again what it repeated from the cache
 - wall time: {stats["wall_seconds"]:.0f} s over {stats["runs"]} run(s)
 
 ## Eliminations

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from agents.config import EvaluatePolicyConfig
-from agents.policy import Agent
-from agents.rollout import Trajectory, rollout
+from agents.policy import Agent, check_agent_spec
+from agents.rollout import DYNAMICS_KEYS, Trajectory, dynamics_line, env_kwargs_for, rollout
 from teams_env.accounting import QueryLedger
 from teams_env.actions import ACTION_NAMES
 from teams_env.reviewer import NOT_EQUAL
@@ -164,15 +164,18 @@ def evaluate_agent(
 
 
 def run(config: EvaluatePolicyConfig) -> int:
-    seeds = load_seeds(config.seeds).seeds[config.offset :]
+    check_agent_spec(config.policy)
+    seeds = load_seeds(config.seeds, skip_bad_lines=config.skip_bad_lines).seeds[config.offset :]
     if config.limit:
         seeds = seeds[: config.limit]
     if not seeds:
-        raise ValueError(f"{config.seeds}: no seed instructions left after --offset {config.offset}")
+        raise ValueError(f"--seeds {config.seeds}: no seed instructions left after --offset {config.offset}")
+    env_kwargs = env_kwargs_for(config.policy, {**config.env_kwargs(), "action_type": config.action_type})
+    print(f"{dynamics_line(config.policy, env_kwargs)}, deterministic={config.deterministic}")
     result = evaluate_agent(
         config.policy,
         seeds,
-        {**config.env_kwargs(), "action_type": config.action_type},
+        env_kwargs | {"seeds": [seed.text for seed in seeds]},  # as loaded: the env reads no file again
         n_envs=config.n_envs,
         deterministic=config.deterministic,
         seed=config.seed,
@@ -181,6 +184,10 @@ def run(config: EvaluatePolicyConfig) -> int:
     if config.output:
         output = Path(config.output).expanduser()
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result.as_dict(), indent=2) + "\n", encoding="utf-8")
+        report = result.as_dict() | {
+            "settings": {key: env_kwargs[key] for key in DYNAMICS_KEYS}
+            | {"deterministic": config.deterministic}
+        }
+        output.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(f"report written to {output}")
     return 0

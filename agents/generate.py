@@ -39,7 +39,8 @@ from agents.config import GenerateConfig
 from agents.data_card import write_data_card
 from agents.forcing import action_override
 from agents.journal import Journal, append_jsonl, write_jsonl_atomically
-from agents.rollout import Trajectory, env_kwargs_for, rollout
+from agents.policy import check_agent_spec
+from agents.rollout import Trajectory, dynamics_line, env_kwargs_for, rollout
 from teams_env.accounting import QueryLedger, RoleUsage
 from teams_env.cache import open_cache
 from teams_env.elimination import Rule, answer_rule
@@ -49,7 +50,7 @@ from teams_env.llm.base import GenerationParams, LLMBackend
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
 from teams_env.reviewer import NOT_EQUAL
-from teams_env.seeds import SeedInstruction, load_seeds
+from teams_env.seeds import BAD_ROWS, SeedInstruction, load_seeds
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,9 @@ class Generator:
         responder: LLMBackend | None = None,
     ) -> None:
         self.config = config
+        # A policy that can never load fails before any model loads or any folder is made (a
+        # pipeline validates this config before the run it names exists, so it is checked here).
+        check_agent_spec(config.policy)
         self.out = Path(config.out).expanduser()
         self.out.mkdir(parents=True, exist_ok=True)
         base = {**config.env_kwargs(), "action_type": config.action_type, **(env_overrides or {})}
@@ -173,8 +177,21 @@ class Generator:
         start = time.perf_counter()
         config = self.config
         seed_set = load_seeds(
-            config.seeds, limit=config.limit or None, shuffle=config.shuffle, seed=config.seed
+            config.seeds,
+            limit=config.limit or None,
+            shuffle=config.shuffle,
+            seed=config.seed,
+            skip_bad_lines=config.skip_bad_lines,
         )
+        bad_lines = sum(n for reason, n in seed_set.skipped.items() if reason in BAD_ROWS)
+        if bad_lines:
+            logger.warning(
+                "%s: skipped %d bad line(s) (%s); first: %s",
+                config.seeds,
+                bad_lines,
+                ", ".join(f"{reason} {n}" for reason, n in seed_set.skipped.items() if reason in BAD_ROWS),
+                seed_set.problems[0],
+            )
         done = {seed["seed_id"] for record in self.journal.records for seed in record["seeds"]}
         kept_rows, rejected_rows = self._rebuild_outputs()
         todo = [seed for seed in seed_set if seed.id not in done]
@@ -184,29 +201,39 @@ class Generator:
             )
         max_steps = int(self.env_kwargs["max_steps"])
         override = action_override(config.force_actions, config.replace_actions, max_steps)
-        progress = tqdm(total=len(todo), unit="seed", desc="generate", disable=not todo)
+        # Counted in rewrites as the env steps them: a batch of seeds runs as one, so a bar of seeds
+        # would sit at 0 until the whole batch is done.
+        progress = tqdm(total=len(todo) * max_steps, unit="rewrite", desc="generate", disable=not todo)
+        counted = self.ledger.snapshot()
         try:
             batches = (
                 rollout(
                     config.policy,
                     todo,
-                    self.env_kwargs,
+                    # the seeds as loaded here: the env neither reads the file again nor meets its bad lines
+                    {**self.env_kwargs, "seeds": [seed.text for seed in todo]},
                     n_envs=config.n_envs,
                     deterministic=config.deterministic,
                     seed=config.seed,
                     ledger=self.ledger,
                     override=override,
+                    on_step=progress.update,
                 )
                 if todo
                 else iter(())
             )
             for trajectories in batches:
                 outcomes = self._judge(trajectories)
+                now = self.ledger.snapshot()
                 record = {
                     "seeds": [
                         {"seed_id": o.seed.id, "kept": o.kept, "rejected": o.rejected} for o in outcomes
-                    ]
+                    ],
+                    # What this batch asked of each role, answered by a model or by the cache: the
+                    # same whether the run was interrupted or not, so the dataset's cost adds up.
+                    "requests": _requests_between(counted, now),
                 }
+                counted = now
                 self.journal.append(record)  # the commit point of this batch
                 new_kept = [row for o in outcomes for row in o.kept]
                 new_rejected = [row for o in outcomes for row in o.rejected]
@@ -214,8 +241,7 @@ class Generator:
                 append_jsonl(self.out / "rejects.jsonl", new_rejected)
                 kept_rows += new_kept
                 rejected_rows += new_rejected
-                progress.update(len(outcomes))
-                progress.set_postfix(kept=len(kept_rows), rejected=len(rejected_rows))
+                progress.set_postfix(kept=len(kept_rows), rejected=len(rejected_rows), refresh=False)
         finally:
             progress.close()
             self._save_usage(time.perf_counter() - start)
@@ -345,8 +371,20 @@ class Generator:
         roles = usage["roles"]
         done_seeds = {row["seed_id"] for row in kept + rejected}
 
+        needed: Counter[str] = Counter()
+        for record in self.journal.records:
+            needed.update(record.get("requests", {}))
+        if not all("requests" in record for record in self.journal.records):
+            # A dataset journaled before per-batch requests were recorded: every run's requests.
+            needed = Counter(
+                {
+                    role: int(usage.get("queries", 0) + usage.get("cache_hits", 0))
+                    for role, usage in roles.items()
+                }
+            )
+
         def requests(role: str) -> int:
-            return int(roles.get(role, {}).get("queries", 0) + roles.get(role, {}).get("cache_hits", 0))
+            return needed[role]
 
         # The paper counts the expert's queries for rewriting and for answering, per item kept.
         expert_work = requests("expert") + requests("responder")
@@ -355,6 +393,7 @@ class Generator:
                 "loaded": len(seed_set),
                 "done": len(done_seeds),
                 "skipped_while_loading": dict(seed_set.skipped),
+                "problems": seed_set.problems[:10],
             },
             "candidates": len(kept) + len(rejected),
             "kept": len(kept),
@@ -363,12 +402,24 @@ class Generator:
             "kept_by_action": dict(Counter(row["action"] for row in kept).most_common()),
             "kept_by_step": {str(k): v for k, v in sorted(Counter(row["step"] for row in kept).items())},
             "queries": roles,
+            "requests_needed": dict(needed),
             "expert_queries_per_kept_item": expert_work / len(kept) if kept else None,
             "reviewer_queries_per_kept_item": requests("reviewer") / len(kept) if kept else None,
             "wall_seconds": usage["seconds"],
             "runs": usage["runs"],
             **self.provenance,
         }
+
+
+def _requests_between(before: Mapping[str, RoleUsage], after: Mapping[str, RoleUsage]) -> dict[str, int]:
+    """Requests per role (sent to a model or answered by the cache) between two ledger snapshots."""
+    requests = {}
+    for role, usage in after.items():
+        earlier = before.get(role, RoleUsage())
+        count = usage.queries + usage.cache_hits - earlier.queries - earlier.cache_hits
+        if count:
+            requests[role] = count
+    return requests
 
 
 def _push_to_hub(dataset_file: Path, repo_id: str) -> None:
@@ -390,6 +441,8 @@ def generate(
 
 
 def run(config: GenerateConfig) -> int:
+    kwargs = env_kwargs_for(config.policy, {**config.env_kwargs(), "action_type": config.action_type})
+    print(f"{dynamics_line(config.policy, kwargs)}, deterministic={config.deterministic}")
     out = generate(config)
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     print(f"{stats['kept']} items kept, {stats['rejected']} eliminated: {stats['rejected_by_rule']}")

@@ -49,6 +49,7 @@ from agents.baselines import REFERENCE_SEQUENCE
 from agents.config import BenchConfig
 from agents.journal import Journal
 from agents.pack_audit import audit_pack, junk_tables, rates_table, write_audit
+from agents.rl_statistics import MIN_RUNS_FOR_T
 from teams_env.actions import ACTION_NAMES
 from teams_env.elimination import leaked_phrase
 from teams_env.reviewer import NOT_EQUAL
@@ -314,7 +315,7 @@ def plan(config: BenchConfig, pack_hash: str) -> list[PackRun]:
                 f"agent '{agent.name}': a pack bench runs SB3 algorithms and {', '.join(POLICIES)} "
                 "(fixed is reference); run custom agents with gym.make('TeaMsInstructReplay-v0')"
             )
-        for seed in config.seeds:
+        for seed in config.run_seeds:
             runs.append(
                 PackRun(
                     agent=agent.name,
@@ -526,8 +527,12 @@ def summarize(
 
 
 def _cell(stat: Mapping[str, float], digits: int = 2) -> str:
+    """``mean ± half-width``; the mean alone where fewer than ``MIN_RUNS_FOR_T`` runs make it (a
+    Student's t interval of 2 runs is wider than the data and says nothing)."""
     if np.isnan(stat["mean"]):
         return "n/a"
+    if stat.get("n", MIN_RUNS_FOR_T) < MIN_RUNS_FOR_T:
+        return f"{stat['mean']:.{digits}f}"
     return f"{stat['mean']:.{digits}f} ± {stat['ci95']:.{digits}f}"
 
 
@@ -586,6 +591,7 @@ def headline(summary: Mapping[str, Any], learner: str = "trpo") -> str:
 def write_report(out: Path, results: Mapping[str, Any], audit: Mapping[str, Any]) -> None:
     summary, table, machine = results["summary"], results["ceilings"], results["machine"]
     reps = summary.get("bootstrap_reps", BOOTSTRAP_REPS)
+    authors = all("reference" in summary[split] for split in SPLITS)  # the authors' fixed sequence ran
     lines = [
         "# Pack benchmark",
         "",
@@ -624,14 +630,16 @@ def write_report(out: Path, results: Mapping[str, Any], audit: Mapping[str, Any]
         "",
         "## Ceilings (exact, by dynamic programming)",
         "",
-        "| split | seeds | uniform (expected) | authors' fixed | best fixed | optimal |",
-        "|---|---|---|---|---|---|",
+        "| split | seeds | uniform (expected) |"
+        + (" authors' fixed |" if authors else "")
+        + " best fixed | optimal |",
+        "|---|---|---|" + ("---|" if authors else "") + "---|---|",
     ]
     for split in SPLITS:
         ceiling = table[split]
-        fixed = summary[split].get("reference", {}).get("return", {"mean": float("nan")})["mean"]
+        fixed = f" {summary[split]['reference']['return']['mean']:.3f} |" if authors else ""
         lines.append(
-            f"| {split} | {ceiling['seeds']} | {ceiling['uniform']:.3f} | {fixed:.3f} | "
+            f"| {split} | {ceiling['seeds']} | {ceiling['uniform']:.3f} |{fixed} "
             f"{ceiling['best_fixed']:.3f} ({', '.join(ceiling['best_fixed_sequence'])}) | {ceiling['optimal']:.3f} |"
         )
     for split in SPLITS:
@@ -783,6 +791,18 @@ def plot_rliable(out: Path, summary: Mapping[str, Any]) -> None:
                 out / f"iqm_{split}.png",
                 f"IQM of per-seed normalized scores, {name} seeds (95% CI)",
             )
+
+
+def terminal_summary(results: Mapping[str, Any]) -> list[str]:
+    """What ``bench --pack`` prints: the headline, then each agent's held-out IQM with its interval
+    and P(> best-fixed); the report holds the rest."""
+    lines = [results["headline"], "held-out seeds: IQM normalized [95% CI], P(> best-fixed) [95% CI]"]
+    for agent, stats in results["summary"]["heldout"].items():
+        lines.append(
+            f"  {agent:<24} {_range(stats['iqm'])}  {_range(stats['p_improvement']['best-fixed'])}"
+            f"  ({stats['return']['n']} runs)"
+        )
+    return lines
 
 
 def headline_agent(runs: Sequence[PackRun]) -> str:

@@ -33,10 +33,12 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents import own_models
 from agents.algorithms import ALGORITHMS, get_algorithm
 from agents.baselines import BASELINE_NAMES, env_codec, is_baseline, make_baseline
 from agents.run_dir import RunDir, run_dir_of
 from teams_env.action_space import ActionCodec
+from teams_env.actions import ACTION_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -154,11 +156,13 @@ def keep_run_codec(run: RunDir, env: VecEnv) -> None:
 
 
 def load_model(algo: str, model_file: Path, env: VecEnv | None = None, device: str = "auto") -> BaseAlgorithm:
-    """An SB3 checkpoint, with a warning about pickles; a damaged file is one error naming it."""
-    logger.warning(
-        "loading %s: SB3 checkpoints contain pickled Python objects; load only files from sources you trust",
-        model_file,
-    )
+    """An SB3 checkpoint, with a warning about pickles unless this machine's training wrote it; a
+    damaged file is one error naming it."""
+    if not own_models.is_own(model_file):
+        logger.warning(
+            "loading %s: SB3 checkpoints contain pickled Python objects; load only files from sources you trust",
+            model_file,
+        )
     algorithm_class = get_algorithm(algo).load_class()
     try:
         return algorithm_class.load(model_file, env=env, device=device)
@@ -215,6 +219,34 @@ def _custom_agent(spec: str, env: gym.Env | VecEnv, seed: int) -> Agent:
     return agent
 
 
+def _unknown_policy(spec: str) -> ValueError:
+    return ValueError(
+        f"policy '{spec}' is not a run directory, a .zip checkpoint, module:Class, or a baseline "
+        f"({', '.join(BASELINE_NAMES)})"
+    )
+
+
+def check_agent_spec(spec: str) -> None:
+    """Fail now, before any model loads, on a spec :func:`load_agent` could never load: a baseline
+    name misspelled, a run directory or checkpoint that is not there, a custom class that does not
+    import. Nothing is loaded."""
+    spec = spec.strip()
+    if spec.startswith("fixed:"):
+        names = [name.strip() for name in spec.removeprefix("fixed:").split(",") if name.strip()]
+        unknown = [name for name in names if name not in ACTION_NAMES]
+        if unknown or not names:
+            raise ValueError(
+                f"policy '{spec}': a fixed sequence needs action names from {', '.join(ACTION_NAMES)}"
+            )
+        return
+    if is_baseline(spec) or _checkpoint(spec) is not None:
+        return
+    if ":" in spec:
+        import_agent_class(spec)
+        return
+    raise _unknown_policy(spec)
+
+
 def load_agent(spec: str, env: gym.Env | VecEnv, *, seed: int = 0) -> Agent:
     """An agent for ``env`` from a spec (see the module docstring)."""
     spec = spec.strip()
@@ -226,7 +258,4 @@ def load_agent(spec: str, env: gym.Env | VecEnv, *, seed: int = 0) -> Agent:
         return _load_policy(*found, env, seed)
     if ":" in spec:
         return _custom_agent(spec, env, seed)
-    raise ValueError(
-        f"policy '{spec}' is not a run directory, a .zip checkpoint, module:Class, or a baseline "
-        f"({', '.join(BASELINE_NAMES)})"
-    )
+    raise _unknown_policy(spec)

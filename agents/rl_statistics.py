@@ -28,6 +28,10 @@ from functools import partial
 import numpy as np
 import scipy.stats
 
+MIN_RUNS_FOR_T = 5
+"""Fewest runs whose Student's t interval a report prints: with 2 runs the interval is wider than the
+data and says nothing (the stratified bootstrap intervals are printed whatever the count)."""
+
 Statistic = Callable[[np.ndarray], np.ndarray]
 """Maps scores of shape ``(..., n_runs, n_tasks)`` to a value per leading index: shape ``(...)``."""
 

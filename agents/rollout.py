@@ -18,8 +18,11 @@ from agents.policy import Agent, install_codec, load_agent, saved_codec, saved_e
 from teams_env.accounting import QueryLedger
 from teams_env.seeds import SeedInstruction
 
-SPACE_KEYS = ("action_type", "encoder", "action_dim", "observation", "max_steps")
-"""Environment options that shape what a trained policy sees and emits: taken from its run."""
+DYNAMICS_KEYS = ("on_failure", "max_steps")
+"""Environment options that make the MDP a policy was trained on (for a pack run, the pack's own)."""
+RUN_KEYS = ("action_type", "encoder", "action_dim", "observation", *DYNAMICS_KEYS)
+"""Environment options taken from a trained run: the spaces its policy sees and emits, and the
+dynamics it learned, so that evaluating and generating with it runs the same MDP."""
 
 ActionOverride = Callable[[int, int], int]
 """``(step, chosen action)`` -> the action to take instead; steps count from 1."""
@@ -34,13 +37,22 @@ class Trajectory:
 
 
 def env_kwargs_for(agent: Agent | str, env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """``env_kwargs`` with a trained run's own spaces (encoder, action type and size, observation,
-    episode length), so the policy sees what it was trained on; unchanged for other agents."""
+    """``env_kwargs`` with a trained run's own spaces (encoder, action type and size, observation)
+    and dynamics (``on_failure``, episode length), so the policy acts in the MDP it was trained on;
+    unchanged for other agents."""
     kwargs = dict(env_kwargs)
     if isinstance(agent, str):
         saved = saved_env_kwargs(agent) or {}
-        kwargs.update({key: saved[key] for key in SPACE_KEYS if key in saved})
+        kwargs.update({key: saved[key] for key in RUN_KEYS if key in saved})
     return kwargs
+
+
+def dynamics_line(agent: Agent | str, env_kwargs: Mapping[str, Any]) -> str:
+    """One line saying which dynamics an agent's episodes run under, and where they come from."""
+    used = ", ".join(f"{key}={env_kwargs[key]}" for key in DYNAMICS_KEYS)
+    if isinstance(agent, str) and saved_env_kwargs(agent):
+        return f"dynamics: {used} (those {agent} was trained with)"
+    return f"dynamics: {used}"
 
 
 def _as_seeds(items: Sequence[SeedInstruction | str]) -> list[SeedInstruction]:
@@ -60,10 +72,12 @@ def rollout(
     seed: int = 0,
     ledger: QueryLedger | None = None,
     override: ActionOverride | None = None,
+    on_step: Callable[[int], Any] | None = None,
 ) -> Iterator[list[Trajectory]]:
     """Yield the trajectories of each batch of ``n_envs`` instructions as soon as it is done.
 
-    ``agent`` is an agent object or a spec for :func:`~agents.policy.load_agent`.
+    ``agent`` is an agent object or a spec for :func:`~agents.policy.load_agent`; ``on_step`` is
+    called with the batch size after every step (a progress bar's ``update``).
     """
     from teams_env.vector import TeaMsInstructVecEnv
 
@@ -89,7 +103,13 @@ def rollout(
         for start in range(0, len(items), n_envs):
             batch = items[start : start + n_envs]
             yield _run_batch(
-                policy, env_of_size(len(batch)), batch, deterministic, _batch_seed(seed, batch), override
+                policy,
+                env_of_size(len(batch)),
+                batch,
+                deterministic,
+                _batch_seed(seed, batch),
+                override,
+                on_step,
             )
     finally:
         for env in envs.values():
@@ -109,6 +129,7 @@ def _run_batch(
     deterministic: bool,
     seed: int,
     override: ActionOverride | None,
+    on_step: Callable[[int], Any] | None = None,
 ) -> list[Trajectory]:
     env.seed(seed)
     reseed = getattr(agent, "set_random_seed", None)  # SB3 models and the baselines have it
@@ -128,6 +149,8 @@ def _run_batch(
         for trajectory, reward, info in zip(trajectories, rewards, infos):
             trajectory.infos.append(info)
             trajectory.rewards.append(float(reward))
+        if on_step is not None:
+            on_step(len(batch))
     return trajectories
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from agents import own_models
 from agents.algorithms import ENV_ID_BY_ACTION_TYPE, Algorithm, get_algorithm
 from agents.config import TrainConfig
 from agents.hyperparameters import load_hyperparams, model_arguments
@@ -92,6 +93,19 @@ def _new_run_dir(config: TrainConfig, env_id: str, algorithm: Algorithm) -> RunD
         )
     run.checkpoints.mkdir(parents=True)
     return run
+
+
+def _with_pack_dynamics(config: TrainConfig, env_kwargs: Mapping[str, Any]) -> TrainConfig:
+    """``config`` with the dynamics the pack fixes (its ``on_failure`` and leak penalty, episodes of
+    its depth), so the run's config.yaml records what training actually used."""
+    used = {key: env_kwargs[key] for key in ("on_failure", "max_steps", "leak_penalty")}
+    changed = {key: value for key, value in used.items() if getattr(config, key) != value}
+    if changed:
+        logger.info(
+            "the pack fixes %s",
+            ", ".join(f"{key}={value} (asked: {getattr(config, key)})" for key, value in changed.items()),
+        )
+    return dataclasses.replace(config, **used)
 
 
 def _write_run_files(
@@ -200,6 +214,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         env_kwargs = {**config.env_kwargs(), "action_type": action_type, **(env_overrides or {})}
     else:  # the live env the policy will drive: the spaces of the replay env it trains on
         env_kwargs = live_env_kwargs(config, action_type, pack, env_overrides)
+        config = _with_pack_dynamics(config, env_kwargs)
     _write_run_files(run_dir, config, env_kwargs, hyperparams)
 
     if config.torch_threads:
@@ -250,6 +265,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
         shutil.copyfile(_save_checkpoint(model, run_dir), run_dir.final_model)
     finally:
         env.close()
+        own_models.remember([*run_dir.checkpoints.glob("*.zip"), run_dir.final_model])
         run_dir.queries_file.write_text(json.dumps(ledger.as_dict(), indent=2) + "\n", encoding="utf-8")
 
     references: dict[str, float] = {}

@@ -6,7 +6,7 @@ uniform random rewrites as the floor, over two seeds.
 
 The same from the command line:
 
-    teams-rl bench --algos trpo,ppo,uniform --variants '' --seeds 0,1 --budget 96 --out bench
+    teams-rl bench --algos trpo,ppo,uniform --run-seeds 0,1 --budget 96 --out bench
 """
 
 import sys
@@ -18,7 +18,7 @@ scripted = {"expert": "scripted", "encoder": "hashing", "cache": "none"} if "--s
 config = BenchConfig(
     algos=["trpo", "ppo", "uniform"],
     variants=[],
-    seeds=[0, 1],
+    run_seeds=[0, 1],
     budget=96,
     eval_limit=8,
     out="bench",

@@ -9,10 +9,14 @@ light: the CLI imports it for every command.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from teams_env.configuration import option
+
+RANDOM_SEEDS = re.compile(r"\d+(\s*,\s*\d+)*")
+"""What a list of random seeds looks like (``0,1,2``): never a seed-instruction source."""
 
 
 @dataclass
@@ -44,7 +48,9 @@ class EnvConfig:
     max_new_tokens: int = option(256, "expert's token limit per rewrite")
     temperature: float = option(0.0, "expert's sampling temperature (0: greedy, reproducible)")
     on_failure: str = option(
-        "keep", "after a failed rewrite go on from it (keep) or from the instruction before it (revert)"
+        "revert",
+        "after a failed rewrite go on from the instruction before it (revert: what packs, training, "
+        "evaluation and generation all use) or from the failed rewrite (keep)",
     )
     cache: str = option(
         "auto", "LLM cache: auto ($TEAMS_RL_CACHE or ~/.cache/teams-rl), a file path, or none"
@@ -52,6 +58,13 @@ class EnvConfig:
 
     def validate(self) -> None:
         # Checked here as well as in the env, so a bad flag fails before any model loads.
+        if RANDOM_SEEDS.fullmatch(self.seeds.strip()):
+            raise ValueError(
+                f"--seeds '{self.seeds}' looks like random seeds, but --seeds names the seed instructions "
+                "(bundled, a JSON/JSONL file, or hf:DATASET); the random seed is --seed (bench: --run-seeds)"
+            )
+        if self.on_failure not in ("keep", "revert"):
+            raise ValueError(f"--on-failure must be keep or revert, got '{self.on_failure}'")
         if isinstance(self.reviewer_threshold, str) and self.reviewer_threshold != "auto":
             raise ValueError(
                 f"reviewer_threshold must be 'auto' or a number, got '{self.reviewer_threshold}'"
@@ -66,8 +79,18 @@ ENV_DEFAULTS = EnvConfig()
 """The defaults, for the env's signature and for commands that take a single env option."""
 
 
-def env_option(name: str, help: str | None = None) -> Any:
+def env_option(name: str, help: str | None = None, *, deprecated: tuple[str, ...] = ()) -> Any:
     """A field of another config that is the env option ``name``: the env's default, and its help
     text unless ``help`` says more."""
     item = next(item for item in dataclasses.fields(EnvConfig) if item.name == name)
-    return option(getattr(ENV_DEFAULTS, name), help or item.metadata["help"])
+    return option(getattr(ENV_DEFAULTS, name), help or item.metadata["help"], deprecated=deprecated)
+
+
+def deterministic_option() -> Any:
+    """How every command that runs a policy picks its actions (one default: the policy that is
+    evaluated is the policy that writes the dataset)."""
+    return option(
+        False,
+        "take the policy's most likely action instead of sampling from it (SB3 models; the authors' "
+        "code samples)",
+    )

@@ -31,6 +31,10 @@ Config = TypeVar("Config")
 logger = logging.getLogger(__name__)
 
 
+COMMAND_LINE = "command line"
+"""The source of options given as flags."""
+
+
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used; the message names where."""
 
@@ -307,7 +311,8 @@ def _construct(cls: type[Config], values: dict[str, tuple[Any, str]], source: st
         try:
             validate()
         except ValueError as error:
-            raise ConfigError(f"{source}: {error}") from error
+            # Errors name the flag or file themselves; a config file is named too.
+            raise ConfigError(str(error) if source == COMMAND_LINE else f"{source}: {error}") from error
     return config
 
 
@@ -328,7 +333,7 @@ def resolve(cls: type[Config], args: argparse.Namespace, config_path: str | None
     for key, value in vars(args).items():
         if key in field_names:
             values[key] = (value, "--" + key.replace("_", "-"))
-    return _construct(cls, values, config_path or "command line")
+    return _construct(cls, values, config_path or COMMAND_LINE)
 
 
 def dump(config: Any) -> dict[str, Any]:

@@ -110,9 +110,10 @@ class TeaMsInstructEnv(InstructionEnvCore):
     - ``max_new_tokens``, ``temperature``, ``sample_seed`` (0): the expert's decoding (greedy by
       default).
     - ``max_instruction_chars`` (4000): longer instructions are refused with a clear error.
-    - ``on_failure``: after a failed rewrite (Equal, or leaking prompt words), ``"keep"`` goes on
-      from the rewrite (the paper's MDP) and ``"revert"`` goes on from the instruction before it
-      (what dataset generation does, so one bad step does not spoil the rest of the trajectory).
+    - ``on_failure``: after a failed rewrite (Equal, or leaking prompt words), ``"revert"`` (the
+      default) goes on from the instruction before it, so one bad step does not spoil the rest of
+      the trajectory: the recorded packs, training, evaluation and generation all use it, one MDP
+      everywhere. ``"keep"`` goes on from the failed rewrite (the paper's MDP).
     - ``cache``: ``"auto"`` (``$TEAMS_RL_CACHE`` or ``~/.cache/teams-rl/llm-cache.sqlite``), a path,
       ``"none"`` or ``None`` (no cache); ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
     - ``render_mode``: ``"ansi"`` or ``None``.
@@ -251,6 +252,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
             "rewrite_failure": rewrite.failure,
             "rewrite_cut_off": rewrite.cut_off,
             "queries": dict(self._episode_queries),
+            "reward": reward,
         }
         return self._observation(), reward, terminated, False, dict(self._last_info)
 

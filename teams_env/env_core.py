@@ -22,6 +22,24 @@ resolves, and it lets a pack store its embeddings in half the bytes and still gi
 same observation, bit for bit (:mod:`teams_env.pack_embeddings`)."""
 
 
+def unpaid_reason(info: dict[str, Any]) -> str | None:
+    """Why a step's rewrite earned no reward (or a penalty), from its ``info``; None when it was paid
+    in full."""
+    from teams_env.reviewer import NOT_EQUAL  # here: the replay env loads no LLM module
+
+    if info.get("reward", 0.0) > 0 and not info.get("leaked_phrase"):
+        return None
+    if info.get("rewrite_failure"):
+        return f"the rewrite failed: {info['rewrite_failure']}"
+    if not info.get("valid", True):
+        return f"not a valid instruction: {info.get('invalid_reason')}"
+    if info.get("verdict") != NOT_EQUAL:
+        return "the reviewer found it Equal: no new information"
+    if info.get("leaked_phrase"):
+        return f"leaks prompt words: {info['leaked_phrase']!r}"
+    return "this reward pays nothing for it"
+
+
 class InstructionEnvCore(gym.Env[np.ndarray, Any]):
     """Spaces, action decoding, observation and rendering of the instruction-rewriting MDP.
 
@@ -88,8 +106,10 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
         info = self._last_info
         if "action_name" not in info:
             return f"[{self._seed_id}] start: {self._instruction}\n"
+        reason = unpaid_reason(info)
         return (
             f"[{self._seed_id}] step {info['step']}/{self.max_steps} {info['action_name']}: "
+            f"reward {info['reward']:g}{f' ({reason})' if reason else ''}; "
             f"{info['verdict']} (P(Not Equal)={info['p_not_equal']:.2f})\n"
             f"  before: {info['previous_instruction']}\n  after:  {info['instruction']}\n"
         )

@@ -183,11 +183,13 @@ def pack_directory(spec: str | os.PathLike[str]) -> Path:
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    path = Path(directory) / MANIFEST_FILE
-    if not Path(directory).is_dir():
+    directory = pack_directory(directory)
+    path = directory / MANIFEST_FILE
+    if not directory.is_dir():
+        shipped = ", ".join(sorted(p.name for p in SHIPPED_PACKS.iterdir() if p.is_dir()))
         raise PackError(
-            f"{directory}: transition pack not found; record one with "
-            "'teams-rl record --seeds FILE --depth D --out PACK' and pass pack=PACK"
+            f"{directory}: transition pack not found; name a pack directory or a shipped pack "
+            f"({shipped}), or record one with 'teams-rl record --seeds FILE --depth D --out PACK'"
         )
     try:
         manifest = read_json_object(
@@ -200,8 +202,8 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 def load_pack(directory: str | os.PathLike[str]) -> Pack:
     """Load and verify a pack: a missing file, a content hash that does not match, or a tree with a
-    missing node is a one-line :class:`PackError`."""
-    directory = Path(directory)
+    missing node is a one-line :class:`PackError`. ``directory`` may name a shipped pack."""
+    directory = pack_directory(directory)
     manifest = read_manifest(directory)
     nodes_path = directory / NODES_FILE
     try:
@@ -229,7 +231,7 @@ _shared: dict[tuple[Path, int], Pack] = {}
 
 def shared_pack(directory: str | os.PathLike[str]) -> Pack:
     """One loaded pack per directory (and manifest version) in this process: vector envs share it."""
-    resolved = Path(directory).expanduser().resolve()
+    resolved = pack_directory(directory).resolve()
     try:
         stamp = (resolved / MANIFEST_FILE).stat().st_mtime_ns
     except OSError:

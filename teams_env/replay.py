@@ -223,6 +223,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
             "state_instruction": node.state,
             **node.info,
             "queries": dict(self._queries),
+            "reward": reward,
         }
         terminated = len(self._history) >= self.max_steps
         return self._observation(), reward, terminated, False, dict(self._last_info)

@@ -117,6 +117,10 @@ class Judgement:
         return self.not_equal and self.valid
 
 
+_HEAD_PROBLEMS_SAID: set[str] = set()
+"""Why the review head was not used, as already logged in this process."""
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
@@ -276,11 +280,13 @@ class Reviewer:
         # Another model is the normal case for a user's own reviewer; the same file name with other
         # weights (or another prompt) means the head went stale, which the user should hear about.
         same_name = loaded.model_id.split("@")[0] == self.service.backend.model_id.split("@")[0]
-        logger.log(
-            logging.WARNING if same_name else logging.INFO,
-            "review head not used (%s); judging by label likelihood",
-            problem,
-        )
+        if problem not in _HEAD_PROBLEMS_SAID:  # once per process, not once per sub-environment
+            _HEAD_PROBLEMS_SAID.add(problem)
+            logger.log(
+                logging.WARNING if same_name else logging.INFO,
+                "review head not used (%s); judging by label likelihood",
+                problem,
+            )
         return None
 
     def judge(

@@ -1,8 +1,14 @@
 """Seed instructions: the bundled set, Alpaca-style JSON, JSONL, or a Hugging Face dataset.
 
-Every problem names the file and line (or record) it comes from. Rows that cannot be used
-(no instruction, empty text, a duplicate) are skipped and counted, so one bad row never costs
-the rest of a large file; :class:`SeedSet` says what was skipped and why.
+The format: a ``.jsonl`` file with one JSON object per line, or a ``.json`` list of such objects
+(Alpaca's). Each object needs an ``instruction`` text; ``input`` (data the instruction works on),
+``id`` (stable, else derived from the text) and ``domain`` are optional; other keys are ignored.
+
+Every problem names the file and line (or record) it comes from. A bad row (not JSON, not an
+object, no ``instruction`` text, an empty one) stops loading with one line naming it, unless
+``skip_bad_lines`` is set: then such rows are skipped and counted, so one bad row never costs the
+rest of a large file. Duplicates are always skipped and counted. :class:`SeedSet` says what was
+skipped and why.
 """
 
 from __future__ import annotations
@@ -23,7 +29,11 @@ HF_PREFIX = "hf:"
 
 
 class SeedFileError(ValueError):
-    """A seed source that cannot be read at all (missing, not JSON, not UTF-8, wrong shape)."""
+    """A seed source that cannot be read (missing, not JSON, not UTF-8, wrong shape, a bad row)."""
+
+
+BAD_ROWS = ("invalid_json", "not_an_object", "no_instruction", "empty_instruction")
+"""Reasons a row is bad input (an error unless bad lines are skipped); duplicates are not."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,9 @@ def _stable_id(instruction: str, input_text: str) -> str:
     return "seed-" + hashlib.sha256((instruction + "\x00" + input_text).encode("utf-8")).hexdigest()[:12]
 
 
-def parse_records(records: Iterable[tuple[str, Any]], source: str) -> SeedSet:
+def parse_records(
+    records: Iterable[tuple[str, Any]], source: str, *, skip_bad_lines: bool = False
+) -> SeedSet:
     seeds: list[SeedInstruction] = []
     skipped: Counter[str] = Counter()
     problems: list[str] = []
@@ -122,6 +134,8 @@ def parse_records(records: Iterable[tuple[str, Any]], source: str) -> SeedSet:
     seen_ids: set[str] = set()
 
     def skip(where: str, reason: str, detail: str) -> None:
+        if reason in BAD_ROWS and not skip_bad_lines:
+            raise SeedFileError(f"{where}: {detail}; fix the line, or skip such lines with --skip-bad-lines")
         skipped[reason] += 1
         if len(problems) < 100:
             problems.append(f"{where}: {detail}")
@@ -163,16 +177,19 @@ def load_seeds(
     limit: int | None = None,
     shuffle: bool = False,
     seed: int = 0,
+    skip_bad_lines: bool = False,
 ) -> SeedSet:
     """Load seeds from ``"bundled"``, a ``.json`` list or ``.jsonl`` file, or ``"hf:NAME[@split]"``
-    (e.g. ``hf:tatsu-lab/alpaca``). ``shuffle`` (with ``seed``) happens before ``limit``."""
+    (e.g. ``hf:tatsu-lab/alpaca``). ``shuffle`` (with ``seed``) happens before ``limit``. A bad
+    row is a :class:`SeedFileError` naming it, unless ``skip_bad_lines``."""
     text = str(source)
     if text == BUNDLED:
-        seed_set = parse_records(_records_from_file(_bundled_path()), BUNDLED)
+        records = _records_from_file(_bundled_path())
     elif text.startswith(HF_PREFIX):
-        seed_set = parse_records(_records_from_hub(text[len(HF_PREFIX) :]), text)
+        records = _records_from_hub(text[len(HF_PREFIX) :])
     else:
-        seed_set = parse_records(_records_from_file(Path(text).expanduser()), text)
+        records = _records_from_file(Path(text).expanduser())
+    seed_set = parse_records(records, text, skip_bad_lines=skip_bad_lines)
     if shuffle:
         order = np.random.default_rng(seed).permutation(len(seed_set.seeds))
         seed_set.seeds = [seed_set.seeds[i] for i in order]

@@ -5,24 +5,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents.config import check_pack
 from teams_env.configuration import option
-from teams_env.replay import DEFAULT_PACK
 from teams_env.rewards import REWARD_NAMES
 
 
 @dataclass
 class AuditConfig:
-    pack: str = option(str(DEFAULT_PACK), "transition pack directory (also the positional argument)")
-    out: str = option("audit", "directory to write audit.md and audit.json into")
+    pack: str = option(
+        "default", "transition pack: a directory, or a shipped pack (default); also the positional argument"
+    )
+    out: str = option("audit", "directory to write audit.md and audit.json into (made if missing)")
     samples: int = option(5, "rewarded rewrites shown per action, drawn at random")
     seed: int = option(0, "seed of the random samples")
     reward: str = option("reviewer", f"the reward audited: {', '.join(REWARD_NAMES)}")
 
     def validate(self) -> None:
         if self.reward not in REWARD_NAMES:
-            raise ValueError(f"unknown reward '{self.reward}'; choose {', '.join(REWARD_NAMES)}")
+            raise ValueError(f"--reward: unknown reward '{self.reward}'; choose {', '.join(REWARD_NAMES)}")
         if self.samples < 0:
-            raise ValueError(f"samples must be at least 0, got {self.samples}")
+            raise ValueError(f"--samples must be at least 0, got {self.samples}")
+        check_pack(self.pack)
 
 
 def run(config: AuditConfig) -> int:
@@ -33,8 +36,10 @@ def run(config: AuditConfig) -> int:
     out = write_audit(config.out, audit)
     junk = audit["junk"]["detectors"]
     flagged = ", ".join(f"{name} {row['rewarded']}" for name, row in junk.items())
+    ceiling = audit["ceilings"]
     print(
-        f"{out}: {audit['rewarded']} of {audit['nodes']} steps rewarded ({audit['reward']}); "
-        f"rewarded steps flagged: {flagged}; best fixed {', '.join(audit['ceilings']['best_fixed'])}"
+        f"{audit['rewarded']} of {audit['nodes']} steps rewarded ({audit['reward']}); rewarded steps "
+        f"flagged: {flagged}; best fixed on the {ceiling['split']} seeds: {', '.join(ceiling['best_fixed'])}"
     )
+    print(f"wrote audit.md and audit.json to {out.resolve()}")
     return 0

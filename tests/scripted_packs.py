@@ -70,8 +70,8 @@ def topic_texts(count: int = 16) -> tuple[str, ...]:
     return tuple(texts)
 
 
-def record_topic_pack(tmp_path_factory: pytest.TempPathFactory, depth: int = 2) -> Path:
+def record_topic_pack(tmp_path_factory: pytest.TempPathFactory, depth: int = 2, **options: Any) -> Path:
     """A pack of :func:`topic_texts` (half of them held out) whose best action depends on the text:
     ``concretizing`` on recipes, ``deepening`` on planets, so the optimum is ``depth`` per episode
-    and a text-blind policy gets at most that on one topic."""
-    return _record_scripted(tmp_path_factory, topic_texts(), topic_score, depth=depth, heldout=0.5)
+    and a text-blind policy gets at most that on one topic. ``options`` go to the recorder."""
+    return _record_scripted(tmp_path_factory, topic_texts(), topic_score, depth=depth, heldout=0.5, **options)

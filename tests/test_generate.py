@@ -212,9 +212,9 @@ def test_a_candidate_whose_answer_is_rejected_does_not_remove_its_duplicates(tmp
     ("content", "message"),
     [
         (None, "seed file not found"),
-        (b'{"not": "a list"}', "no usable seed instructions"),
-        (b"[1, 2, 3]", "no usable seed instructions"),
-        (b'[{"input": "x"}]', "no usable seed instructions"),
+        (b'{"not": "a list"}', r"seeds.json:1: no 'instruction' text field; fix the line"),
+        (b"[1, 2, 3]", r"seeds.json\[0\]: expected an object, got int"),
+        (b'[{"input": "x"}]', r"seeds.json\[0\]: no 'instruction' text field"),
         (b"\xff\xfe\x00", "not UTF-8"),
     ],
 )
@@ -244,7 +244,9 @@ def test_bad_rows_are_counted_skips(tmp_path):
         ),
         encoding="utf-8",
     )
-    out = generate(config(tmp_path, seeds=str(seeds)))
+    with pytest.raises(ValueError, match=r"seeds.jsonl:2: empty 'instruction'; .*--skip-bad-lines"):
+        generate(config(tmp_path, seeds=str(seeds)))
+    out = generate(config(tmp_path, seeds=str(seeds), skip_bad_lines=True))
     stats = json.loads((out / "stats.json").read_text())
     assert stats["seeds"]["loaded"] == 2
     assert stats["seeds"]["skipped_while_loading"] == {

@@ -42,7 +42,7 @@ def _config(pack: Path, out: Path, **changes) -> BenchConfig:
         out=str(out),
         algos=["trpo", "dqn", "uniform", "fixed", "best-fixed", "optimal"],
         variants=["discrete"],
-        seeds=[0, 1],
+        run_seeds=[0, 1],
         budget=96,
         n_envs=4,
     )
@@ -96,7 +96,7 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     assert "14 runs, 14 done earlier" in capsys.readouterr().out
     assert len((out / "runs.jsonl").read_text().splitlines()) == 14
     # Another seed adds only its own runs, trained in two processes.
-    bench_pack(_config(pack, tmp_path / "bench", seeds=[0, 1, 2], jobs=2))
+    bench_pack(_config(pack, tmp_path / "bench", run_seeds=[0, 1, 2], jobs=2))
     assert "21 runs, 14 done earlier" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == 21 and results["summary"]["train"]["optimal"]["return"]["n"] == 3
@@ -170,7 +170,7 @@ def test_text_baselines_beat_the_best_fixed_sequence_on_held_out_seeds(topic_pac
 
 
 def test_runs_journaled_without_per_seed_results_are_run_again(topic_pack, tmp_path, capsys):
-    config = _topic_config(topic_pack, tmp_path / "bench", algos=["nearest-seed", "optimal"], seeds=[0])
+    config = _topic_config(topic_pack, tmp_path / "bench", algos=["nearest-seed", "optimal"], run_seeds=[0])
     out = bench_pack(config)
     journal = out / "runs.jsonl"
     old, current = (json.loads(line) for line in journal.read_text().splitlines())

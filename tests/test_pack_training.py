@@ -119,7 +119,7 @@ def test_a_pack_run_resumes_and_refuses_another_pack(
     resumed = train(TrainConfig(resume=str(copy), total_timesteps=360, progress_bar=False))
     assert json.loads((resumed / "pack_eval.json").read_text())["timesteps"] == 360
     with pytest.raises(ValueError, match="cannot change pack"):
-        train(TrainConfig(resume=str(copy), pack=str(tmp_path / "elsewhere"), progress_bar=False))
+        train(TrainConfig(resume=str(copy), pack="default", progress_bar=False))
 
 
 def test_an_encoder_other_than_the_packs_is_refused(topic_pack: Path, tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def test_replay_equals_live_env_on_every_action_sequence(packs, seeds_file, rule
 
 
 def test_replay_equals_live_env_with_continuous_actions(packs, seeds_file):
-    live = _live(seeds_file)
+    live = _live(seeds_file, on_failure="keep")
     replay = gym.make("TeaMsInstructReplay-v0", pack=packs["keep"]).unwrapped
     np.testing.assert_array_equal(live.codec.prototypes, replay.codec.prototypes)
     rng = np.random.default_rng(0)
@@ -112,7 +112,7 @@ def test_replay_equals_live_env_with_continuous_actions(packs, seeds_file):
 
 
 def test_options_pick_a_recorded_seed(packs, seeds_file):
-    live = _live(seeds_file, action_type="discrete")
+    live = _live(seeds_file, action_type="discrete", on_failure="keep")
     replay = TeaMsInstructReplayEnv(pack=packs["keep"], action_type="discrete")
     options = {"instruction": SEEDS[1], "seed_id": "mine"}
     obs_a, info_a = live.reset(seed=0, options=options)

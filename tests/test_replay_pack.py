@@ -105,7 +105,7 @@ def test_an_interrupted_deepening_resumes_too(tmp_path, seeds_file):
 def test_other_settings_never_mix_into_a_pack(tmp_path, seeds_file):
     _record(tmp_path / "pack", seeds_file, depth=1)
     with pytest.raises(PackError, match=r"other settings \(on_failure\)"):
-        _record(tmp_path / "pack", seeds_file, on_failure="revert")
+        _record(tmp_path / "pack", seeds_file, on_failure="keep")
     with pytest.raises(KeyboardInterrupt):
         _record(tmp_path / "cut", seeds_file, Interrupting(after=2))
     with pytest.raises(

@@ -27,7 +27,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                 out=str(out / reward.replace("*", "_")),
                 algos=["uniform", "best-fixed", "optimal"],
                 variants=["discrete"],
-                seeds=[0, 1],
+                run_seeds=[0, 1],
                 budget=16,
                 n_envs=2,
                 reward=reward,

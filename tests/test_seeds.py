@@ -45,7 +45,10 @@ def test_bad_rows_are_counted_and_located(tmp_path):
         json.dumps({"instruction": "Describe a sunset."}),
     ]
     path.write_text("\n".join(lines), encoding="utf-8")
-    seeds = load_seeds(path)
+    with pytest.raises(SeedFileError) as error:  # bad input stops, naming the first bad line
+        load_seeds(path)
+    assert str(error.value).startswith(f"{path}:2: no 'instruction' text field")
+    seeds = load_seeds(path, skip_bad_lines=True)
     assert [s.instruction for s in seeds] == ["Name three rivers in Africa.", "Describe a sunset."]
     assert dict(seeds.skipped) == {
         "no_instruction": 1,
@@ -64,7 +67,7 @@ def test_bad_rows_are_counted_and_located(tmp_path):
         (json.dumps({"instruction": "a dict, not a list"}).encode() + b"\n", None),
         (b'{"rows": [1, 2]', "invalid JSON"),
         (b"[]", "no usable seed instructions"),
-        (json.dumps([{"input": "only input"}]).encode(), "no usable seed instructions"),
+        (json.dumps([{"input": "only input"}]).encode(), r"\[0\]: no 'instruction' text field"),
     ],
 )
 def test_unusable_files_are_clear_errors(tmp_path, content, message):
