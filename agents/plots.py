@@ -1,6 +1,6 @@
 """Matplotlib for reports (the Agg backend, one way to save a figure), the reward curve of a
 training run, drawn from its ``episodes.jsonl`` and ``metrics.jsonl``, and the rliable figures
-(performance profiles, interval estimates) of ``agents.rl_statistics``."""
+(performance profiles, interval estimates) of ``teams_rl.agents.benchmark.statistics``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.journal import read_jsonl
+from teams_rl.agents.journal import read_jsonl
 
 if TYPE_CHECKING:
-    from agents.rl_statistics import Band, Interval
+    from teams_rl.agents.benchmark.statistics import Band, Interval
 
 
 def pyplot() -> Any:

@@ -11,7 +11,7 @@ returning ``(actions, state)``; it must accept a batch of observations from a Ve
 - an SB3 ``.zip``: the algorithm comes from the run's ``config.yaml`` next to it (or one folder
   up, for ``checkpoints/``), or from a prefix: ``trpo:path/to/model.zip``;
 - a baseline: ``uniform``, ``random-continuous``, ``reference``, ``fixed:NAME,NAME,...``
-  (see :mod:`agents.baselines`);
+  (see :mod:`teams_rl.agents.baselines.simple`);
 - ``package.module:Class`` or ``path/to/file.py:Class``: a custom agent class, called as
   ``Class(env, seed)``.
 
@@ -33,12 +33,13 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents import own_models
-from agents.algorithms import ALGORITHMS, get_algorithm
-from agents.baselines import BASELINE_NAMES, env_codec, is_baseline, make_baseline
-from agents.run_dir import RunDir, run_dir_of
-from teams_env.action_space import ActionCodec
+from teams_env.action_codec import ActionCodec
 from teams_env.actions import ACTION_NAMES
+from teams_rl.agents.baselines.registry import BASELINE_NAMES, is_baseline, make_baseline
+from teams_rl.agents.baselines.simple import env_codec
+from teams_rl.agents.training import own_models
+from teams_rl.agents.training.algorithms import ALGORITHMS, get_algorithm
+from teams_rl.agents.training.run_dir import RunDir, run_dir_of
 
 logger = logging.getLogger(__name__)
 

@@ -14,14 +14,14 @@ import math
 
 import numpy as np
 
-from agents.config import TrainConfig
-from agents.evaluate import evaluate_agent
-from agents.train import train
 from benchmarks.common import Timer, markdown_table, write_result
-from teams_env.action_space import ActionCodec
+from teams_env.action_codec import ActionCodec
 from teams_env.encoder import shared_encoder
-from teams_env.scripted import ScriptedBackend, novelty_score
+from teams_env.llm.scripted import ScriptedBackend, novelty_score
 from teams_env.seeds import load_seeds
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.evaluation import evaluate_agent
+from teams_rl.agents.training.train import train
 
 HELD_OUT = 48
 

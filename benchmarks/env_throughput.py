@@ -24,14 +24,14 @@ import numpy as np
 
 from benchmarks.common import Timer, markdown_table, write_result
 from teams_env.actions import ACTIONS
-from teams_env.config import ENV_DEFAULTS
 from teams_env.engine import RewriteEngine
 from teams_env.env import TeaMsInstructEnv
+from teams_env.env_config import ENV_DEFAULTS
 from teams_env.llm.base import GenerationParams
 from teams_env.llm.registry import shared_backend
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import Reviewer, parse_verdict, review_conversation
-from teams_env.scripted import ScriptedBackend
+from teams_env.reward.reviewer import Reviewer, parse_verdict, review_conversation
 from teams_env.seeds import load_seeds
 from teams_env.vector import TeaMsInstructVecEnv
 

@@ -23,7 +23,7 @@ from teams_env.engine import Rewrite, RewriteEngine
 from teams_env.llm.base import GenerationParams
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import Reviewer
+from teams_env.reward.reviewer import Reviewer
 from teams_env.seeds import BUNDLED, load_seeds
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Timer, markdown_table, write_result
-from teams_env.cache import default_cache_path
 from teams_env.llm.base import GenerationParams
+from teams_env.llm.cache import default_cache_path
 from teams_env.llm.embedded import embedded_gguf_path
 from teams_env.llm.llamacpp import LlamaCppBackend
 from teams_env.llm.llamacpp_build import build_features, build_has_amx

@@ -86,8 +86,8 @@ def profile_recording(args: argparse.Namespace, workdir: Path, batch_size: int, 
     from teams_env.encoder import SentenceEncoder
     from teams_env.engine import RewriteEngine
     from teams_env.llm import llamacpp
-    from teams_env.recorder import record
-    from teams_env.reviewer import Reviewer
+    from teams_env.replay.recording import record
+    from teams_env.reward.reviewer import Reviewer
 
     known = {json.loads(line)["instruction"] for line in DEFAULT_SEEDS_FILE.read_text().splitlines() if line}
     fresh = [
@@ -199,7 +199,7 @@ RESULT_MARK = "PROFILE "
 def run_arm(args: argparse.Namespace, workdir: Path, batch_size: int, order: str) -> dict[str, Any]:
     """One recording in a fresh process with an empty cache: no arm inherits another's loaded
     models, warm KV cache or remembered embeddings."""
-    from teams_env.cache import CACHE_ENV_VAR
+    from teams_env.llm.cache import CACHE_ENV_VAR
 
     command = [
         sys.executable, "-m", "benchmarks.recording_profile", "--one-arm", f"{batch_size}:{order}",
@@ -216,7 +216,7 @@ def run_arm(args: argparse.Namespace, workdir: Path, batch_size: int, order: str
 
 def pack_differences(first: Path, other: Path) -> dict[str, int]:
     """Nodes of ``other`` whose rewrite, reward or recorded probabilities differ from ``first``'s."""
-    from teams_env.pack import load_pack
+    from teams_env.replay.pack import load_pack
 
     a, b = load_pack(first).nodes, load_pack(other).nodes
     return {

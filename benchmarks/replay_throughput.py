@@ -19,8 +19,8 @@ from typing import Any
 import gymnasium as gym
 
 from benchmarks.common import Timer, markdown_table, write_result
-from teams_env.pack import shared_pack
-from teams_env.replay import DEFAULT_PACK, pack_encoder_spec
+from teams_env.replay.env import DEFAULT_PACK, pack_encoder_spec
+from teams_env.replay.pack import shared_pack
 
 REPLAY_ARMS = (
     ("TeaMsInstructReplayDiscrete-v0", "text"),

@@ -35,13 +35,13 @@ import torch
 from transformers import TrainerCallback
 
 from benchmarks.common import markdown_table, write_result
-from finetune.config import SFTConfig
-from finetune.device import cpu_has_native_bf16, resolve_precision
-from finetune.models import resolve_model
-from finetune.presets import apply_preset
-from finetune.records import Conversation
-from finetune.sft import build_trainer, training_arguments
 from teams_env.seeds import load_seeds
+from teams_rl.finetune.commands import SFTConfig
+from teams_rl.finetune.device import cpu_has_native_bf16, resolve_precision
+from teams_rl.finetune.models import resolve_model
+from teams_rl.finetune.presets import apply_preset
+from teams_rl.finetune.records import Conversation
+from teams_rl.finetune.sft import build_trainer, training_arguments
 
 ANSWER = (
     "Here is a careful answer. First, restate the goal in plain words and list what is known. "
@@ -106,7 +106,7 @@ def sft_config(steps: int, batch_size: int, max_length: int, arm: Arm) -> SFTCon
 
 
 def arm_arguments(arm: Arm, out: Path, steps: int, batch_size: int, max_length: int) -> dict[str, Any]:
-    """``trl.SFTConfig`` arguments: ours from ``finetune.sft.training_arguments``; TRL's defaults
+    """``trl.SFTConfig`` arguments: ours from ``teams_rl.finetune.sft.training_arguments``; TRL's defaults
     with only the shared settings fixed (``use_cpu``: without it TRL's bf16 refuses to run on a CPU)."""
     if arm.name == "TRL defaults":
         return {

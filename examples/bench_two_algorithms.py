@@ -11,8 +11,8 @@ The same from the command line:
 
 import sys
 
-from agents.bench import bench
-from agents.config import BenchConfig
+from teams_rl.agents.benchmark.live import bench
+from teams_rl.agents.commands import BenchConfig
 
 scripted = {"expert": "scripted", "encoder": "hashing", "cache": "none"} if "--scripted" in sys.argv else {}
 config = BenchConfig(

@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 
-from agents import evaluate_agent
 from teams_env.seeds import load_seeds
+from teams_rl.agents import evaluate_agent
 
 
 class RoundRobinAgent:

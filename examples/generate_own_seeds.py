@@ -16,8 +16,8 @@ from pathlib import Path
 
 from datasets import load_dataset
 
-from agents.config import GenerateConfig
-from agents.generate import generate
+from teams_rl.agents.commands import GenerateConfig
+from teams_rl.agents.generation.generate import generate
 
 seeds = [
     {"instruction": "Explain how a bicycle gear works.", "input": "", "output": ""},

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from finetune.config import SFTConfig
-from finetune.sft import run
+from teams_rl.finetune.commands import SFTConfig
+from teams_rl.finetune.sft import run
 
 pairs = [
     ("Name a primary colour.", "Red is a primary colour."),

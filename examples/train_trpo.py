@@ -12,10 +12,10 @@ The same from the command line:
 
 import sys
 
-from agents import evaluate_agent
-from agents.config import TrainConfig
-from agents.train import train
 from teams_env.seeds import load_seeds
+from teams_rl.agents import evaluate_agent
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.training.train import train
 
 scripted = {"expert": "scripted", "encoder": "hashing", "cache": "none"} if "--scripted" in sys.argv else {}
 config = TrainConfig(total_timesteps=96, n_envs=8, max_new_tokens=96, progress_bar=False, **scripted)

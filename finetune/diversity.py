@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finetune.config import DiversityConfig
-from finetune.records import read_instructions
 from teams_env.encoder import shared_encoder
 from teams_env.metrics import common_subsample_size, compared_diversity
+from teams_rl.finetune.commands import DiversityConfig
+from teams_rl.finetune.records import read_instructions
 
 METRIC_LABELS = {
     "items": "instructions",

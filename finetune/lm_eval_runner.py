@@ -14,10 +14,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune.config import EvalConfig
-from finetune.device import resolve_device
-from finetune.models import load_causal_lm, load_tokenizer, resolve_model
-from finetune.outputs import output_folder
+from teams_rl.finetune.commands import EvalConfig
+from teams_rl.finetune.device import resolve_device
+from teams_rl.finetune.models import load_causal_lm, load_tokenizer, resolve_model
+from teams_rl.finetune.outputs import output_folder
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager

@@ -9,7 +9,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from finetune.config import SFTConfig
+from teams_rl.finetune.commands import SFTConfig
 
 DATASET_STATS = "stats.json"
 """Written by the generation stage next to ``dataset.jsonl``; quoted in the card when present."""

@@ -10,8 +10,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from finetune.config import SFTConfig
-from teams_env.configuration import build, check_keys, load_preset
+from teams_env.options import build, check_keys, load_preset
+from teams_rl.finetune.commands import SFTConfig
 
 DEFAULT_PRESET = "default"
 PRESETS_DIR = Path(__file__).with_name("presets")

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from finetune.config import PrivacyConfig
-from finetune.device import resolve_device
-from finetune.example_loss import example_losses
-from finetune.models import load_causal_lm, load_tokenizer, resolve_model
-from finetune.outputs import output_folder
-from finetune.plots import save_line_plot
-from finetune.records import read_examples
 from teams_env.roc import bootstrap_auc_interval, roc_auc, roc_curve
+from teams_rl.finetune.commands import PrivacyConfig
+from teams_rl.finetune.device import resolve_device
+from teams_rl.finetune.example_loss import example_losses
+from teams_rl.finetune.figures import save_line_plot
+from teams_rl.finetune.models import load_causal_lm, load_tokenizer, resolve_model
+from teams_rl.finetune.outputs import output_folder
+from teams_rl.finetune.records import read_examples
 
 REPORT_FILE = "privacy.json"
 ROC_FILE = "roc_curve.png"

@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetune.config import SFTConfig
-from finetune.device import resolve_device, resolve_precision
-from finetune.model_card import write_model_card
-from finetune.models import load_causal_lm, load_tokenizer, resolve_model
-from finetune.plots import save_line_plot
-from finetune.presets import apply_preset
-from finetune.records import Conversation, read_conversations
+from teams_rl.finetune.commands import SFTConfig
+from teams_rl.finetune.device import resolve_device, resolve_precision
+from teams_rl.finetune.figures import save_line_plot
+from teams_rl.finetune.model_card import write_model_card
+from teams_rl.finetune.models import load_causal_lm, load_tokenizer, resolve_model
+from teams_rl.finetune.presets import apply_preset
+from teams_rl.finetune.records import Conversation, read_conversations
 
 if TYPE_CHECKING:
     from peft import LoraConfig

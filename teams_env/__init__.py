@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from gymnasium.envs.registration import register, registry
 
+from teams_env import moved_modules
 from teams_env.actions import ACTION_NAMES, ACTIONS
 
 __version__ = "0.1.0"
+
+moved_modules.install()
 
 ENV_IDS = ("TeaMsInstruct-v0", "TeaMsInstructDiscrete-v0")
 
@@ -25,13 +28,13 @@ for _env_id, _action_type in zip(ENV_IDS, ("continuous", "discrete")):
         )
 
 REPLAY_ENV_IDS = ("TeaMsInstructReplay-v0", "TeaMsInstructReplayDiscrete-v0")
-"""The same MDP served from a recorded transition pack (:mod:`teams_env.replay`): no LLM loaded."""
+"""The same MDP served from a recorded transition pack (:mod:`teams_env.replay.env`): no LLM loaded."""
 
 for _env_id, _action_type in zip(REPLAY_ENV_IDS, ("continuous", "discrete")):
     if _env_id not in registry:
         register(
             id=_env_id,
-            entry_point="teams_env.replay:TeaMsInstructReplayEnv",
+            entry_point="teams_env.replay.env:TeaMsInstructReplayEnv",
             kwargs={"action_type": _action_type},
         )
 
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "TeaMsInstructEnv": "teams_env.env",
     "TeaMsInstructVecEnv": "teams_env.vector",
-    "QueryLedger": "teams_env.accounting",
+    "QueryLedger": "teams_env.llm.accounting",
     "load_seeds": "teams_env.seeds",
     "make_backend": "teams_env.llm.registry",
 }

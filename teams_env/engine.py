@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from teams_env.actions import ACTIONS, clean_rewrite, first_data_block, rewrite_conversation
 from teams_env.llm.base import Completion, GenerationParams
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import EQUAL, Judgement, Reviewer
-from teams_env.validity import InvalidReason
+from teams_env.reward.reviewer import EQUAL, Judgement, Reviewer
+from teams_env.reward.validity import InvalidReason
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from teams_env.accounting import QueryLedger
 from teams_env.actions import ACTION_NAMES
-from teams_env.cache import open_cache
-from teams_env.config import ENV_DEFAULTS
-from teams_env.elimination import leaked_phrase
+from teams_env.base_env import ActionType, InstructionEnvCore, ObservationMode
 from teams_env.encoder import SentenceEncoder, shared_encoder
 from teams_env.engine import Rewrite, RewriteEngine
-from teams_env.env_core import ActionType, InstructionEnvCore, ObservationMode
+from teams_env.env_config import ENV_DEFAULTS
+from teams_env.llm.accounting import QueryLedger
 from teams_env.llm.base import GenerationParams, LLMBackend
+from teams_env.llm.cache import open_cache
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import Judgement, Reviewer, ReviewMethod
+from teams_env.reward.elimination import leaked_phrase
+from teams_env.reward.reviewer import Judgement, Reviewer, ReviewMethod
 from teams_env.seeds import SeedInstruction, load_seeds
 
 
@@ -46,7 +46,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
 
     ``TeaMsInstruct-v0``: ``Box(-1, 1, (action_dim,), float32)``. The six action prompts are encoded
     by the sentence encoder; a vector decodes to the action whose (centred, projected) embedding is
-    nearest by cosine (:class:`~teams_env.action_space.ActionCodec`).
+    nearest by cosine (:class:`~teams_env.action_codec.ActionCodec`).
     ``TeaMsInstructDiscrete-v0``: ``Discrete(6)``, in the order of ``ACTION_NAMES``.
 
     ## Observation Space
@@ -90,7 +90,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
     ## Arguments
 
     Defaults of the options the command line also takes are those of
-    :class:`~teams_env.config.EnvConfig` (one place; its help texts are the flags' help). "Not set"
+    :class:`~teams_env.env_config.EnvConfig` (one place; its help texts are the flags' help). "Not set"
     is ``None``.
 
     - ``expert`` / ``reviewer``: backend spec strings (see :mod:`teams_env.llm.registry`) or
@@ -115,7 +115,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
       the trajectory: the recorded packs, training, evaluation and generation all use it, one MDP
       everywhere. ``"keep"`` goes on from the failed rewrite (the paper's MDP).
     - ``cache``: ``"auto"`` (``$TEAMS_RL_CACHE`` or ``~/.cache/teams-rl/llm-cache.sqlite``), a path,
-      ``"none"`` or ``None`` (no cache); ``ledger``: a shared :class:`~teams_env.accounting.QueryLedger`.
+      ``"none"`` or ``None`` (no cache); ``ledger``: a shared :class:`~teams_env.llm.accounting.QueryLedger`.
     - ``render_mode``: ``"ansi"`` or ``None``.
     """
 

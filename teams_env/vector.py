@@ -14,8 +14,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
-from teams_env.accounting import QueryLedger
 from teams_env.env import TeaMsInstructEnv
+from teams_env.llm.accounting import QueryLedger
 
 
 class TeaMsInstructVecEnv(DummyVecEnv):

@@ -1,13 +1,13 @@
-"""``teams-rl audit``: what a reward pays for in a transition pack (:mod:`agents.pack_audit`). It
+"""``teams-rl audit``: what a reward pays for in a transition pack (:mod:`teams_rl.agents.benchmark.reward_audit`). It
 only reads the pack: no LLM is loaded (the novelty rewards load the pack's sentence encoder)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.config import check_pack
-from teams_env.configuration import option
-from teams_env.rewards import REWARD_NAMES
+from teams_env.options import option
+from teams_env.replay.rewards import REWARD_NAMES
+from teams_rl.agents.commands import check_pack
 
 
 @dataclass
@@ -29,8 +29,8 @@ class AuditConfig:
 
 
 def run(config: AuditConfig) -> int:
-    from agents.pack_audit import audit_pack, write_audit
-    from teams_env.pack import load_pack
+    from teams_env.replay.pack import load_pack
+    from teams_rl.agents.benchmark.reward_audit import audit_pack, write_audit
 
     audit = audit_pack(load_pack(config.pack), reward=config.reward, samples=config.samples, seed=config.seed)
     out = write_audit(config.out, audit)

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from teams_env.configuration import ConfigError, add_arguments, resolve
+from teams_env.options import ConfigError
+from teams_rl.flags import add_arguments, resolve
 
 
 @dataclass(frozen=True)
@@ -86,29 +87,29 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "train",
         "Train the instructor policy with sb3-contrib TRPO (default) or another SB3 algorithm.",
-        "agents.config:TrainConfig",
-        "agents.train:run",
+        "teams_rl.agents.commands:TrainConfig",
+        "teams_rl.agents.training.train:run",
         on_interrupt="interrupted; the checkpoint is saved: continue with teams-rl train --resume RUN_DIR",
     ),
     Command(
         "evaluate-policy",
         "Roll a trained policy, a baseline or a custom agent over held-out seeds and report its rewards.",
-        "agents.config:EvaluatePolicyConfig",
-        "agents.evaluate:run",
+        "teams_rl.agents.commands:EvaluatePolicyConfig",
+        "teams_rl.agents.evaluation:run",
         on_interrupt=CACHED,
     ),
     Command(
         "generate",
         "Generate an instruction dataset: a policy drives the expert over seeds; eliminate, dedup, answer.",
-        "agents.config:GenerateConfig",
-        "agents.generate:run",
+        "teams_rl.agents.commands:GenerateConfig",
+        "teams_rl.agents.generation.generate:run",
         on_interrupt=RESUMES,
     ),
     Command(
         "bench",
         "Benchmark RL algorithms and baselines on instruction diversity (mean and 95% CI over seeds).",
-        "agents.config:BenchConfig",
-        "agents.bench:run",
+        "teams_rl.agents.commands:BenchConfig",
+        "teams_rl.agents.benchmark.live:run",
         on_interrupt=CACHED,
     ),
     Command(
@@ -135,26 +136,26 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "sft",
         "Fine-tune a model on a generated dataset with TRL (full, LoRA or QLoRA).",
-        "finetune.config:SFTConfig",
-        "finetune.sft:run",
+        "teams_rl.finetune.commands:SFTConfig",
+        "teams_rl.finetune.sft:run",
     ),
     Command(
         "eval",
         "Benchmark a model with lm-evaluation-harness (ARC 25-shot, HellaSwag 10-shot by default).",
-        "finetune.config:EvalConfig",
-        "finetune.lm_eval_runner:run",
+        "teams_rl.finetune.commands:EvalConfig",
+        "teams_rl.finetune.lm_eval_runner:run",
     ),
     Command(
         "privacy",
         "Membership-inference attack on a fine-tuned model: per-example loss, ROC curve, AUC.",
-        "finetune.config:PrivacyConfig",
-        "finetune.privacy:run",
+        "teams_rl.finetune.commands:PrivacyConfig",
+        "teams_rl.finetune.privacy:run",
     ),
     Command(
         "diversity",
         "Diversity metrics of instruction files, side by side (Vendi, distinct-n, cosine distances).",
-        "finetune.config:DiversityConfig",
-        "finetune.diversity:run",
+        "teams_rl.finetune.commands:DiversityConfig",
+        "teams_rl.finetune.diversity:run",
         positional="files",
     ),
 )

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from teams_env.configuration import option
+from teams_env.options import option
 from teams_rl.child_process import ChildOutcome, run_in_child
 
 CHILD_CHECKS: dict[str, str] = {
@@ -154,7 +154,7 @@ def torch_finding() -> Finding:
 
 
 def cache_finding() -> Finding:
-    from teams_env.cache import CACHE_ENV_VAR, default_cache_path
+    from teams_env.llm.cache import CACHE_ENV_VAR, default_cache_path
 
     path = default_cache_path()
     try:
@@ -207,7 +207,7 @@ def expert_answers() -> str:
 def reviewer_judges() -> str:
     from teams_env.llm.registry import make_backend
     from teams_env.llm.service import LLMService
-    from teams_env.reviewer import Reviewer
+    from teams_env.reward.reviewer import Reviewer
 
     reviewer = Reviewer(LLMService(make_backend("llamacpp"), "reviewer"), method="head")
     judgement = reviewer.judge([(ROLE_INSTRUCTION, ROLE_REWRITE)])[0]

@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agents.journal import read_jsonl
-from teams_env.config import ENV_DEFAULTS
-from teams_env.configuration import build, check_keys, dump, load_preset
+from teams_env.env_config import ENV_DEFAULTS
+from teams_env.options import build, check_keys, dump, load_preset
+from teams_rl.agents.journal import read_jsonl
 from teams_rl.pipeline_config import PRESETS_DIR, SHARED_KEYS, STAGES, PipelineConfig
 
 DONE_DIR = ".stages"
@@ -105,7 +105,7 @@ def _without(options: dict[str, Any], *names: str) -> dict[str, Any]:
 
 def _pack_hash(spec: str) -> str:
     """The content hash a pack's manifest records for its nodes."""
-    from teams_env.pack import pack_directory, read_manifest
+    from teams_env.replay.pack import pack_directory, read_manifest
 
     return str(read_manifest(pack_directory(spec)).get("content_sha256", ""))
 
@@ -233,21 +233,21 @@ class Pipeline:
         return build(cls, values, f"pipeline stage '{stage}'")
 
     def _train_config(self, resume: str) -> Any:
-        from agents.config import TrainConfig
+        from teams_rl.agents.commands import TrainConfig
 
         return self._stage_config(
             TrainConfig, "train", out=str(self.out), run_name="train", resume=resume, progress_bar=False
         )
 
     def _generate_config(self) -> Any:
-        from agents.config import GenerateConfig
+        from teams_rl.agents.commands import GenerateConfig
 
         trained = self.out / "train"
         policy = self.config.generate.get("policy") or (str(trained) if trained.is_dir() else "uniform")
         return self._stage_config(GenerateConfig, "generate", out=str(self.out / "data"), policy=policy)
 
     def _sft_config(self) -> Any:
-        from finetune.config import SFTConfig
+        from teams_rl.finetune.commands import SFTConfig
 
         data = self.out / "data"
         return self._stage_config(
@@ -256,8 +256,8 @@ class Pipeline:
 
     # -- stages --------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        from agents.run_dir import RunDir
-        from agents.train import train
+        from teams_rl.agents.training.run_dir import RunDir
+        from teams_rl.agents.training.train import train
 
         run = RunDir(self.out / "train")
         if run.is_run() and run.latest_checkpoint() is None and not run.final_model.is_file():
@@ -286,13 +286,13 @@ class Pipeline:
         return summary
 
     def generate(self) -> dict[str, Any]:
-        from agents.generate import generate
+        from teams_rl.agents.generation.generate import generate
 
         data = generate(self._generate_config())
         return {"data": str(data), "stats": json.loads((data / "stats.json").read_text(encoding="utf-8"))}
 
     def sft(self) -> dict[str, Any]:
-        from finetune.sft import run as run_sft
+        from teams_rl.finetune.sft import run as run_sft
 
         data = self.out / "data"
         train_rows, held_out = _split(data / "dataset.jsonl", float(self._evaluate_options()["holdout"]))
@@ -310,12 +310,12 @@ class Pipeline:
         }
 
     def evaluate(self) -> dict[str, Any]:
-        from finetune.config import EvalConfig, PrivacyConfig
-        from finetune.lm_eval_runner import evaluate as lm_evaluate
-        from finetune.privacy import run as run_privacy
-        from finetune.records import read_instructions
         from teams_env.encoder import shared_encoder
         from teams_env.metrics import compared_diversity
+        from teams_rl.finetune.commands import EvalConfig, PrivacyConfig
+        from teams_rl.finetune.lm_eval_runner import evaluate as lm_evaluate
+        from teams_rl.finetune.privacy import run as run_privacy
+        from teams_rl.finetune.records import read_instructions
 
         options = self._evaluate_options()
         data, model, out = self.out / "data", self.out / "model", self.out / "eval"
@@ -370,7 +370,7 @@ class Pipeline:
 
     # -- the run -------------------------------------------------------------------------
     def run(self) -> Path:
-        from teams_rl.report import write_report
+        from teams_rl.pipeline_report import write_report
 
         self._evaluate_options()  # a bad key fails before hours of work
         start = time.perf_counter()

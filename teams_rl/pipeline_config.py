@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from teams_env.configuration import option
+from teams_env.options import option
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 STAGES = ("train", "generate", "sft", "evaluate")

@@ -1,4 +1,4 @@
-"""``teams-rl record``: record a transition pack (:func:`teams_env.recorder.record`) from the
+"""``teams-rl record``: record a transition pack (:func:`teams_env.replay.recording.record`) from the
 command line and print what it holds."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from teams_env.config import ENV_DEFAULTS, EnvConfig
-from teams_env.configuration import option
-from teams_env.pack import read_manifest
-from teams_env.recorder import record
+from teams_env.env_config import ENV_DEFAULTS, EnvConfig
+from teams_env.options import option
+from teams_env.replay.pack import read_manifest
+from teams_env.replay.recording import record
 
 IGNORED_ENV_OPTIONS = {
     "action_dim": "a pack holds the discrete actions; the replay env picks its action space",

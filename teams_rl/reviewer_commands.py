@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from teams_env.config import env_option
-from teams_env.configuration import option
+from teams_env.env_config import env_option
+from teams_env.options import option
 
 BATCH = 16
 
@@ -35,12 +35,12 @@ class ReviewerOptions:
     cache: str = env_option("cache")
 
     def pairs(self, splits: list[str]) -> list[Any]:
-        from teams_env.reviewer_bench import load_benches
+        from teams_rl.reviewer_bench import load_benches
 
         return load_benches(self.bench, splits=splits)
 
     def service(self) -> Any:
-        from teams_env.cache import open_cache
+        from teams_env.llm.cache import open_cache
         from teams_env.llm.registry import shared_backend
         from teams_env.llm.service import LLMService
 
@@ -96,7 +96,7 @@ class TrainReviewerConfig(ReviewerOptions):
         self.feature_names()
 
     def feature_names(self) -> tuple[str, ...]:
-        from teams_env.review_head import DEFAULT_ENCODER_FEATURES, ENCODER_FEATURES
+        from teams_env.reward.review_head import DEFAULT_ENCODER_FEATURES, ENCODER_FEATURES
 
         if self.features == "default":
             return DEFAULT_ENCODER_FEATURES
@@ -125,9 +125,9 @@ def _command() -> str:
 
 def run_bench(config: ReviewerBenchConfig) -> int:
     from teams_env.encoder import shared_encoder
-    from teams_env.reviewer import Reviewer
-    from teams_env.reviewer_bench import evaluate_judgements
+    from teams_env.reward.reviewer import Reviewer
     from teams_env.system_info import machine
+    from teams_rl.reviewer_bench import evaluate_judgements
 
     pairs = config.pairs(_splits(config.split))
     method = config.review_method
@@ -191,8 +191,8 @@ def run_bench(config: ReviewerBenchConfig) -> int:
 
 def _no_llm() -> Any:
     """A service for the embedding judge, which never calls it."""
+    from teams_env.llm.scripted import ScriptedBackend
     from teams_env.llm.service import LLMService
-    from teams_env.scripted import ScriptedBackend
 
     return LLMService(ScriptedBackend(), "reviewer")
 
@@ -244,9 +244,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 def run_train(config: TrainReviewerConfig) -> int:
     from teams_env.encoder import shared_encoder
-    from teams_env.review_head import encoder_features, head_conversation, train_review_head
-    from teams_env.reviewer_bench import REVIEW_CATEGORIES
-    from teams_env.validity import rule_violation
+    from teams_env.reward.review_head import encoder_features, head_conversation, train_review_head
+    from teams_env.reward.validity import rule_violation
+    from teams_rl.reviewer_bench import REVIEW_CATEGORIES
 
     # Pairs the validity rules already decide (copies, loops, ...) never reach the head: training on
     # them would teach it that a near-copy, such as a surface edit, is invalid.

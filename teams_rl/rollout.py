@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
-from teams_env.config import EnvConfig
-from teams_env.configuration import option
+from teams_env.env_config import EnvConfig
+from teams_env.options import option
 
 
 @dataclass

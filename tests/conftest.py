@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
 
 pytest_plugins = ["pytester"]  # tests of how a failing test is reported run an inner pytest
 

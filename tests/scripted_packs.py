@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from teams_env.llm.base import Conversation
-from teams_env.recorder import record
-from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
-from teams_env.scripted import ACTION_CLAUSES, ScoreFn, ScriptedBackend, novelty_score
+from teams_env.llm.scripted import ACTION_CLAUSES, ScoreFn, ScriptedBackend, novelty_score
+from teams_env.replay.recording import record
+from teams_env.reward.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
 
 
 def _record_scripted(

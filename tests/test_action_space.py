@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from teams_env.action_space import ActionCodec
+from teams_env.action_codec import ActionCodec
 from teams_env.encoder import HashingEncoder
 
 

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.config import TrainConfig
-from agents.evaluate import evaluate_agent
-from agents.policy import load_agent, saved_codec, saved_env_kwargs
-from agents.train import train
-from teams_env.action_space import ActionCodec
+from teams_env.action_codec import ActionCodec
 from teams_env.encoder import SentenceEncoder
 from teams_env.seeds import load_seeds
 from teams_env.vector import TeaMsInstructVecEnv
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.evaluation import evaluate_agent
+from teams_rl.agents.policy import load_agent, saved_codec, saved_env_kwargs
+from teams_rl.agents.training.train import train
 
 SCRIPTED = {"expert": "scripted", "encoder": "hashing", "cache": "none"}
 FLIPPED_AXES = [0, 2]
@@ -83,7 +83,7 @@ def test_a_checkpoint_decodes_identically_after_the_codec_signs_are_flipped(
     try:
         assert env.envs[0].codec is not None
         assert not env.envs[0].codec.same_as(ActionCodec.load(run_dir / "action_codec.json"))
-        with caplog.at_level(logging.INFO, logger="agents.policy"):
+        with caplog.at_level(logging.INFO, logger="teams_rl.agents.policy"):
             load_agent(str(run_dir), env)
         assert "decoding actions with its saved action codec" in caplog.text
         assert all(sub.codec is not None and sub.codec.same_as(env.envs[0].codec) for sub in env.envs)
@@ -95,7 +95,7 @@ def test_a_checkpoint_decodes_identically_after_the_codec_signs_are_flipped(
     # Without the saved codec, the flipped signs do change the decisions: the test can fail.
     (run_dir / "action_codec.json").unlink()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="agents.policy"):
+    with caplog.at_level(logging.WARNING, logger="teams_rl.agents.policy"):
         assert _actions(run_dir) != before
     assert "no saved action codec" in caplog.text
 

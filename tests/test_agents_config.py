@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from agents.algorithms import ALGORITHMS, get_algorithm
-from agents.config import EvaluatePolicyConfig, TrainConfig
-from agents.hyperparameters import load_hyperparams, model_arguments
-from teams_env.configuration import ConfigError, build, parse_mapping, resolve
+from teams_env.options import ConfigError, build, parse_mapping
+from teams_rl.agents.commands import EvaluatePolicyConfig, TrainConfig
+from teams_rl.agents.training.algorithms import ALGORITHMS, get_algorithm
+from teams_rl.agents.training.hyperparameters import load_hyperparams, model_arguments
 from teams_rl.cli import build_parser, main
+from teams_rl.flags import resolve
 
 
 def test_overrides_parse_numbers_lists_and_dotted_keys() -> None:
@@ -106,7 +107,7 @@ def test_train_writes_under_out_and_runs_dir_is_a_deprecated_alias(
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "deprecated: use --out" in capsys.readouterr().out
-    caplog.set_level("WARNING", logger="teams_env.configuration")
+    caplog.set_level("WARNING", logger="teams_env.options")
     old_flag = resolve(TrainConfig, build_parser().parse_args(["train", "--runs-dir", "old"]))
     assert old_flag.out == "old"
     assert "--runs-dir is deprecated; use --out" in caplog.text

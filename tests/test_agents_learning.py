@@ -19,13 +19,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents.config import TrainConfig
-from agents.evaluate import evaluate_agent
-from agents.train import train
 from teams_env.llm.base import Conversation
-from teams_env.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
-from teams_env.scripted import ACTION_CLAUSES, ScriptedBackend
+from teams_env.llm.scripted import ACTION_CLAUSES, ScriptedBackend
+from teams_env.reward.reviewer import EQUAL, NOT_EQUAL, parse_review_conversation
 from teams_env.seeds import load_seeds
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.evaluation import evaluate_agent
+from teams_rl.agents.training.train import train
 
 UNIFORM_EXPECTED_RETURN = sum((5 / 6) ** k for k in range(6))
 

@@ -13,10 +13,15 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agents.baselines import REFERENCE_SEQUENCE, FixedSequenceAgent, RandomContinuousAgent, UniformRandomAgent
-from agents.policy import Agent, load_agent, saved_env_kwargs
 from teams_env.actions import ACTION_NAMES
 from teams_env.vector import TeaMsInstructVecEnv
+from teams_rl.agents.baselines.simple import (
+    REFERENCE_SEQUENCE,
+    FixedSequenceAgent,
+    RandomContinuousAgent,
+    UniformRandomAgent,
+)
+from teams_rl.agents.policy import Agent, load_agent, saved_env_kwargs
 
 EnvFactory = Callable[..., TeaMsInstructVecEnv]
 

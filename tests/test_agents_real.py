@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from agents.config import TrainConfig
-from agents.evaluate import evaluate_agent
-from agents.policy import saved_env_kwargs
-from agents.train import train
 from teams_env.seeds import load_seeds
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.evaluation import evaluate_agent
+from teams_rl.agents.policy import saved_env_kwargs
+from teams_rl.agents.training.train import train
 
 pytestmark = pytest.mark.slow
 

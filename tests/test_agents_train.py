@@ -15,16 +15,16 @@ import yaml
 from gymnasium import spaces
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from agents.algorithms import ALGORITHMS
-from agents.config import TrainConfig
-from agents.evaluate import evaluate_agent
-from agents.policy import load_agent, saved_env_kwargs
-from agents.train import train
 from teams_env.actions import ACTION_NAMES
 from teams_env.llm.base import Conversation
-from teams_env.scripted import ScriptedBackend, scripted_reply
+from teams_env.llm.scripted import ScriptedBackend, scripted_reply
 from teams_env.seeds import load_seeds
 from teams_env.vector import TeaMsInstructVecEnv
+from teams_rl.agents.commands import TrainConfig
+from teams_rl.agents.evaluation import evaluate_agent
+from teams_rl.agents.policy import load_agent, saved_env_kwargs
+from teams_rl.agents.training.algorithms import ALGORITHMS
+from teams_rl.agents.training.train import train
 from teams_rl.cli import main
 
 SCRIPTED = {"expert": "scripted", "encoder": "hashing", "cache": "none"}

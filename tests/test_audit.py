@@ -1,4 +1,4 @@
-"""``teams-rl audit`` (agents.pack_audit) on a pack written by hand, whose rates, junk counts and
+"""``teams-rl audit`` (teams_rl.agents.benchmark.reward_audit) on a pack written by hand, whose rates, junk counts and
 ceilings are worked out below."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.pack_audit import audit_markdown, audit_pack
 from teams_env.actions import ACTION_NAMES
-from teams_env.pack import Node, load_pack, write_pack
+from teams_env.replay.pack import Node, load_pack, write_pack
+from teams_rl.agents.benchmark.reward_audit import audit_markdown, audit_pack
 from teams_rl.cli import main
 
 ADD_CONSTRAINTS, COMPLICATE_INPUT = (

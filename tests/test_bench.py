@@ -7,9 +7,10 @@ import re
 
 import pytest
 
-from agents.bench import bench, bench_agents
-from agents.config import BenchConfig
-from teams_env.configuration import ConfigError, build
+from teams_env.options import ConfigError, build
+from teams_rl.agents.benchmark.live import bench
+from teams_rl.agents.benchmark.roster import bench_agents
+from teams_rl.agents.commands import BenchConfig
 
 
 def config(tmp_path, **overrides) -> BenchConfig:
@@ -143,8 +144,8 @@ def test_bad_numbers(values, message):
 
 
 def test_the_run_key_holds_the_reviewer_given_in_the_config_or_as_an_override(tmp_path, capsys):
-    from agents.bench import _run_key
-    from teams_env.scripted import ScriptedBackend
+    from teams_env.llm.scripted import ScriptedBackend
+    from teams_rl.agents.benchmark.live import _run_key
 
     agent = bench_agents(config(tmp_path, algos=["uniform"]))[0]
     base = config(tmp_path)

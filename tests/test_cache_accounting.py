@@ -9,11 +9,11 @@ import sqlite3
 
 import pytest
 
-from teams_env.accounting import QueryLedger, RoleUsage
-from teams_env.cache import ResponseCache, open_cache
+from teams_env.llm.accounting import QueryLedger, RoleUsage
 from teams_env.llm.base import GenerationParams
+from teams_env.llm.cache import ResponseCache, open_cache
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.llm.service import LLMService
-from teams_env.scripted import ScriptedBackend
 
 CONVERSATIONS = [[{"role": "user", "content": f"question {i}"}] for i in range(5)]
 

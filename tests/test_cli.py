@@ -27,10 +27,14 @@ def test_the_top_level_help_lists_every_command(capsys):
 @pytest.mark.parametrize(
     ("argv", "run", "hint"),
     [
-        (["train"], "agents.train.run", "teams-rl train --resume"),
-        (["generate", "--out", "data"], "agents.generate.run", "run the same command again to resume"),
-        (["bench"], "agents.bench.run", "cached"),
-        (["diversity", "data.jsonl"], "finetune.diversity.run", "interrupted"),
+        (["train"], "teams_rl.agents.training.train.run", "teams-rl train --resume"),
+        (
+            ["generate", "--out", "data"],
+            "teams_rl.agents.generation.generate.run",
+            "run the same command again to resume",
+        ),
+        (["bench"], "teams_rl.agents.benchmark.live.run", "cached"),
+        (["diversity", "data.jsonl"], "teams_rl.finetune.diversity.run", "interrupted"),
     ],
 )
 def test_interrupt_exits_130_with_the_way_to_go_on(argv, run, hint, monkeypatch, capsys):
@@ -89,7 +93,7 @@ def _library_noise_and_our_progress() -> None:
         warnings.warn_explicit(
             "deprecated argument", FutureWarning, "transformers/trainer.py", 1, "transformers"
         )
-    logging.getLogger("agents.train").info("step 8 of 96")
+    logging.getLogger("teams_rl.agents.training.train").info("step 8 of 96")
 
 
 def test_run_shows_our_progress_not_library_notices(restored_logging, caplog):

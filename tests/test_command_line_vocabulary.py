@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from scripted_packs import record_topic_pack
 
-from agents.bench import bench_agents
-from agents.config import GenerateConfig, TrainConfig
-from agents.generate import generate
-from agents.pack_audit import audit_pack
-from agents.pack_bench import ceilings
-from agents.train import train
-from teams_env.pack import SHIPPED_PACKS, load_pack
-from teams_env.scripted import ScriptedBackend, scripted_reply
+from teams_env.llm.scripted import ScriptedBackend, scripted_reply
+from teams_env.replay.pack import SHIPPED_PACKS, load_pack
+from teams_rl.agents.benchmark.pack import ceilings
+from teams_rl.agents.benchmark.reward_audit import audit_pack
+from teams_rl.agents.benchmark.roster import bench_agents
+from teams_rl.agents.commands import GenerateConfig, TrainConfig
+from teams_rl.agents.generation.generate import generate
+from teams_rl.agents.training.train import train
 from teams_rl.cli import build_parser, main
 
 SCRIPTED = ["--expert", "scripted", "--encoder", "hashing", "--cache", "none", "--reviewer-threshold", "0.5"]
@@ -63,7 +63,7 @@ def test_skip_bad_lines_goes_on_and_says_how_many(tmp_path, caplog):
         '{"instruction": "Describe a lighthouse."}',
     )
     out = tmp_path / "out"
-    with caplog.at_level(logging.WARNING, logger="agents.generate"):
+    with caplog.at_level(logging.WARNING, logger="teams_rl.agents.generation.generate"):
         assert (
             main(["generate", *SCRIPTED, "--seeds", str(seeds), "--out", str(out), "--skip-bad-lines"]) == 0
         )
@@ -102,8 +102,8 @@ def test_a_bad_option_is_reported_before_any_model_loads(tmp_path, monkeypatch, 
 
 
 def _config(argv: list[str]):
-    from teams_env.configuration import resolve
     from teams_rl.cli import _load
+    from teams_rl.flags import resolve
 
     args = build_parser().parse_args(argv)
     return resolve(_load(args._command.config), args, None)
@@ -202,14 +202,14 @@ def test_evaluation_and_generation_decode_the_policy_alike():
 def test_a_policy_this_machine_trained_loads_without_the_pickle_warning(
     keep_pack_run, tmp_path, monkeypatch, caplog
 ):
-    from agents.policy import load_model
+    from teams_rl.agents.policy import load_model
 
     model = keep_pack_run / "final_model.zip"
-    with caplog.at_level(logging.WARNING, logger="agents.policy"):
+    with caplog.at_level(logging.WARNING, logger="teams_rl.agents.policy"):
         load_model("trpo", model)
     assert not any("pickled" in record.message for record in caplog.records)
     monkeypatch.setenv("TEAMS_RL_CACHE", str(tmp_path / "elsewhere" / "cache.sqlite"))  # another machine
-    with caplog.at_level(logging.WARNING, logger="agents.policy"):
+    with caplog.at_level(logging.WARNING, logger="teams_rl.agents.policy"):
         load_model("trpo", model)
     assert any("pickled" in record.message for record in caplog.records)
 
@@ -252,7 +252,7 @@ def test_rollout_shows_each_steps_reward_and_why_it_was_not_paid():
     import gymnasium as gym
 
     import teams_env  # noqa: F401
-    from teams_env.reviewer import EQUAL
+    from teams_env.reward.reviewer import EQUAL
 
     def always_equal(conversation, choices):
         return [0.0 if choice == EQUAL else -5.0 for choice in choices]

@@ -9,15 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from teams_env.configuration import (
-    ConfigError,
-    add_arguments,
-    build,
-    check_keys,
-    load_preset,
-    option,
-    resolve,
-)
+from teams_env.options import ConfigError, build, check_keys, load_preset, option
+from teams_rl.flags import add_arguments, resolve
 
 
 @dataclass

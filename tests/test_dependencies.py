@@ -65,7 +65,7 @@ def _installed(monkeypatch, versions: dict[str, str]) -> None:
             "the llamacpp backend",
         ),
         ("teams_env.llm.hf", "transformers", "4.48.0", TRANSFORMERS_FLOOR, "the hf backend"),
-        ("finetune.models", "transformers", "4.57.1", TRANSFORMERS_FLOOR, "fine-tuning"),
+        ("teams_rl.finetune.models", "transformers", "4.57.1", TRANSFORMERS_FLOOR, "fine-tuning"),
     ],
 )
 def test_an_older_release_is_a_one_line_import_error(

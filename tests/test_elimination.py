@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from teams_env.actions import clean_rewrite
-from teams_env.elimination import Rule, answer_rule, is_empty_answer, is_sorry_answer, leaked_phrase
+from teams_env.reward.elimination import Rule, answer_rule, is_empty_answer, is_sorry_answer, leaked_phrase
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from teams_env.config import ENV_DEFAULTS, EnvConfig
-from teams_env.configuration import ConfigError
 from teams_env.env import TeaMsInstructEnv
+from teams_env.env_config import ENV_DEFAULTS, EnvConfig
+from teams_env.options import ConfigError
 from teams_rl import cli
 
 ENV_PARAMETERS = inspect.signature(TeaMsInstructEnv).parameters

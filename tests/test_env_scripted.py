@@ -9,9 +9,9 @@ import pytest
 
 import teams_env  # noqa: F401  (registers the environments)
 from teams_env.actions import ACTION_NAMES
+from teams_env.base_env import OBSERVATION_EMBEDDING_DTYPE as EMBEDDING_DTYPE
 from teams_env.env import TeaMsInstructEnv
-from teams_env.env_core import OBSERVATION_EMBEDDING_DTYPE as EMBEDDING_DTYPE
-from teams_env.scripted import ScriptedBackend, scripted_reply
+from teams_env.llm.scripted import ScriptedBackend, scripted_reply
 
 INSTRUCTION = "Explain why the sky is blue."
 

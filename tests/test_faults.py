@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from fake_openai_server import FakeOpenAI, serve
 
-from agents.config import GenerateConfig
-from agents.generate import generate
-from agents.journal import Journal
 from teams_env.env import TeaMsInstructEnv
 from teams_env.llm.openai import OpenAIBackend
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
+from teams_rl.agents.commands import GenerateConfig
+from teams_rl.agents.generation.generate import generate
+from teams_rl.agents.journal import Journal
 from teams_rl.cli import main
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import GenerateConfig
-from agents.generate import generate
-from agents.journal import Journal
-from teams_env.scripted import ScriptedBackend, scripted_reply
+from teams_env.llm.scripted import ScriptedBackend, scripted_reply
+from teams_rl.agents.commands import GenerateConfig
+from teams_rl.agents.generation.generate import generate
+from teams_rl.agents.journal import Journal
 
 ROW_KEYS = {
     "messages", "id", "instruction", "input", "output", "seed_id", "seed_instruction", "step", "action",

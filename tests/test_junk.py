@@ -1,10 +1,10 @@
-"""The junk detectors (teams_env.junk): each on junk it must find and on coherent data it must pass."""
+"""The junk detectors (teams_env.reward.junk_rules): each on junk it must find and on coherent data it must pass."""
 
 from __future__ import annotations
 
 import pytest
 
-from teams_env.junk import (
+from teams_env.reward.junk_rules import (
     added_data,
     demonstration_leak,
     demonstration_spans,

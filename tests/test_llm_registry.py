@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from teams_env.llm.registry import make_backend, parse_spec
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
 
 
 @pytest.mark.parametrize(

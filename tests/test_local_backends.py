@@ -147,7 +147,7 @@ def test_a_deterministic_llamacpp_answers_regardless_of_earlier_traffic(llama):
     import numpy as np
 
     from teams_env.actions import ACTIONS, rewrite_conversation
-    from teams_env.review_head import head_conversation
+    from teams_env.reward.review_head import head_conversation
 
     seeds = ["How to cook rice without a rice cooker", "Explain why the sky is blue.", "Name three rivers."]
     requests = [rewrite_conversation(ACTIONS[i], seed) for i, seed in enumerate(seeds)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from teams_env.cache import ResponseCache
 from teams_env.llm.base import GenerationParams
+from teams_env.llm.cache import ResponseCache
 from teams_env.llm.identity import EDGE_BYTES, file_fingerprint, gguf_model_id, hf_model_id
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.llm.service import LLMService
-from teams_env.scripted import ScriptedBackend
 
 
 def _weights(path: Path, head: bytes, size: int = 3 * EDGE_BYTES, tail: bytes = b"") -> Path:

@@ -13,13 +13,13 @@ import httpx
 import pytest
 from fake_openai_server import FakeOpenAI, serve
 
-from teams_env.cache import ResponseCache
 from teams_env.llm.base import GenerationParams, LLMError, PartialBatchError, ScoringUnsupported
+from teams_env.llm.cache import ResponseCache
 from teams_env.llm.embedded import embedded_gguf_path
 from teams_env.llm.llamacpp import LlamaCppBackend
 from teams_env.llm.openai import OpenAIBackend
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import LABELS, Reviewer, review_conversation
+from teams_env.reward.reviewer import LABELS, Reviewer, review_conversation
 
 CHAT = [{"role": "user", "content": "Say hello."}]
 

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from scripted_packs import record_novelty_pack, record_topic_pack
 
-from agents.config import BenchConfig
-from agents.pack_bench import (
+from teams_rl.agents.benchmark.pack import bench_pack
+from teams_rl.agents.benchmark.pack_summary import (
     NEAR_DUPLICATE_COSINE,
     _Embeddings,
-    bench_pack,
     dataset_worth,
     headline,
     reference_scores,
     task_scores,
 )
+from teams_rl.agents.commands import BenchConfig
 
 TOPICS = ("the sky", "vinegar", "a park", "tides", "bread", "rust", "a violin", "glaciers")
 
@@ -251,7 +251,7 @@ def test_task_scores_normalize_each_seed_by_its_own_ceilings():
 
 def test_a_policy_actor_carries_the_policys_state_through_an_episode():
     """A recurrent policy (ppo_lstm) gets back the state it returned, and a fresh one at step 0."""
-    from agents.pack_bench import policy_actor
+    from teams_rl.agents.episodes import policy_actor
 
     seen = []
 

@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from teams_env import pack_embeddings
+from teams_env.base_env import OBSERVATION_EMBEDDING_DTYPE
 from teams_env.encoder import HashingEncoder
-from teams_env.env_core import OBSERVATION_EMBEDDING_DTYPE
-from teams_env.pack import PackError, load_pack
-from teams_env.pack_embeddings import (
+from teams_env.replay import embeddings as pack_embeddings
+from teams_env.replay.embeddings import (
     EMBEDDINGS_FILE,
     load_embeddings,
     pack_texts,
     write_embeddings,
 )
-from teams_env.recorder import record
-from teams_env.replay import TeaMsInstructReplayEnv
+from teams_env.replay.env import TeaMsInstructReplayEnv
+from teams_env.replay.pack import PackError, load_pack
+from teams_env.replay.recording import record
 
 SEEDS = ("Explain why the sky is blue.", "List three uses of vinegar.")
 
@@ -149,7 +149,7 @@ def test_a_read_only_pack_keeps_its_embeddings_in_memory(pack_dir, monkeypatch, 
 
     monkeypatch.setattr(pack_embeddings, "open", refuse, raising=False)
     try:
-        with caplog.at_level(logging.INFO, logger="teams_env.pack_embeddings"):
+        with caplog.at_level(logging.INFO, logger="teams_env.replay.embeddings"):
             envs = [
                 TeaMsInstructReplayEnv(pack=pack_dir, action_type="discrete", encoder=CountingEncoder())
                 for _ in range(2)

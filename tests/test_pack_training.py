@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from scripted_packs import record_novelty_pack, record_topic_pack
 
-from agents.config import GenerateConfig, TrainConfig
-from agents.policy import load_agent, saved_codec
-from agents.rollout import env_kwargs_for
-from agents.train import train
 from teams_env.env import TeaMsInstructEnv
-from teams_env.pack import SHIPPED_PACKS, pack_directory, read_manifest
-from teams_env.replay import TeaMsInstructReplayEnv
+from teams_env.replay.env import TeaMsInstructReplayEnv
+from teams_env.replay.pack import SHIPPED_PACKS, pack_directory, read_manifest
 from teams_env.vector import TeaMsInstructVecEnv
+from teams_rl.agents.commands import GenerateConfig, TrainConfig
+from teams_rl.agents.episodes import env_kwargs_for
+from teams_rl.agents.policy import load_agent, saved_codec
+from teams_rl.agents.training.train import train
 from teams_rl.pipeline import Pipeline
 from teams_rl.pipeline_config import PipelineConfig
 
@@ -123,7 +123,7 @@ def test_a_pack_run_resumes_and_refuses_another_pack(
 
 
 def test_an_encoder_other_than_the_packs_is_refused(topic_pack: Path, tmp_path: Path) -> None:
-    from teams_env.pack import PackError
+    from teams_env.replay.pack import PackError
 
     with pytest.raises(PackError, match="recorded with encoder"):
         train(_config(topic_pack, tmp_path, encoder="hashing:64"))

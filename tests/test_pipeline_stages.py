@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from teams_rl import report
+from teams_rl import pipeline_report as report
 from teams_rl.pipeline import STAGES, Pipeline
 from teams_rl.pipeline_config import PipelineConfig
 

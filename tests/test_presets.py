@@ -8,13 +8,13 @@ import inspect
 
 import pytest
 
-from agents.algorithms import get_algorithm
-from agents.config import GenerateConfig, TrainConfig
-from agents.hyperparameters import load_hyperparams
-from finetune.config import SFTConfig
-from finetune.lm_eval_runner import parse_shots
-from finetune.presets import apply_preset
 from teams_env.llm.registry import _KINDS, parse_spec
+from teams_rl.agents.commands import GenerateConfig, TrainConfig
+from teams_rl.agents.training.algorithms import get_algorithm
+from teams_rl.agents.training.hyperparameters import load_hyperparams
+from teams_rl.finetune.commands import SFTConfig
+from teams_rl.finetune.lm_eval_runner import parse_shots
+from teams_rl.finetune.presets import apply_preset
 from teams_rl.pipeline import Pipeline
 from teams_rl.pipeline_config import PRESETS_DIR, PipelineConfig
 

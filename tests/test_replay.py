@@ -17,10 +17,10 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from teams_env import REPLAY_ENV_IDS
 from teams_env.encoder import HashingEncoder
 from teams_env.env import TeaMsInstructEnv
-from teams_env.pack import PackError
-from teams_env.recorder import record
-from teams_env.replay import TeaMsInstructReplayEnv
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
+from teams_env.replay.env import TeaMsInstructReplayEnv
+from teams_env.replay.pack import PackError
+from teams_env.replay.recording import record
 
 SEEDS = ("Explain why the sky is blue.", "List three uses of vinegar.")
 DEPTH = 2
@@ -250,7 +250,7 @@ def test_novelty_reads_the_packs_embeddings_not_the_encoder(packs, monkeypatch):
 
 
 def test_novelty_is_zero_for_a_repeated_text(packs):
-    from teams_env.rewards import Episode, Transition, novelty_reward
+    from teams_env.replay.rewards import Episode, Transition, novelty_reward
 
     env = TeaMsInstructReplayEnv(pack=packs["keep"], action_type="discrete")
     step = Transition("s", 1, 0, "a", SEEDS[0], SEEDS[0], 1.0)
@@ -289,7 +289,7 @@ class _Fixed(HashingEncoder):
 
 
 def test_kept_vendi_gain_is_what_an_accepted_rewrite_adds_to_the_kept_sets_vendi():
-    from teams_env.rewards import Episode, Transition, kept_vendi_gain, novelty_reward
+    from teams_env.replay.rewards import Episode, Transition, kept_vendi_gain, novelty_reward
 
     # "b" is orthogonal to the start "a"; "c" is at 60 degrees to "a" (cosine 0.5).
     encoder = _Fixed({"a": [1, 0], "b": [0, 1], "c": [0.5, np.sqrt(0.75)]})

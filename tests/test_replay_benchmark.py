@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from benchmarks import common, replay_throughput
-from teams_env.recorder import record
+from teams_env.replay.recording import record
 
 
 def test_replay_throughput_writes_its_table_and_json(tmp_path: Path, monkeypatch, capsys) -> None:

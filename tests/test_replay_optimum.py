@@ -12,9 +12,9 @@ import pytest
 from scripted_packs import record_novelty_pack
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.baselines import make_baseline
-from agents.oracles import env_optimum
-from teams_env.optimum import sequence_returns, solve, uniform_returns
+from teams_env.replay.optimum import sequence_returns, solve, uniform_returns
+from teams_rl.agents.baselines.oracles import env_optimum
+from teams_rl.agents.baselines.registry import make_baseline
 
 # Two actions, depth 2. Greedy takes action 0 first on seed A (1 > 0) and ends with 1; the optimum
 # goes 1 then 0 for 3. The best fixed sequence (0, 1) is optimal on B only.

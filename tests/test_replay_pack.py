@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from teams_env.pack import MANIFEST_FILE, NODES_FILE, PackError, load_pack
-from teams_env.recorder import JOURNAL_FILE, record
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
+from teams_env.replay.pack import MANIFEST_FILE, NODES_FILE, PackError, load_pack
+from teams_env.replay.recording import JOURNAL_FILE, record
 from teams_rl.cli import main
 
 SEEDS = ("Explain why the sky is blue.", "List three uses of vinegar.")
@@ -153,7 +153,7 @@ def test_missing_or_corrupt_packs_are_one_line_errors_naming_the_file(tmp_path, 
 
 
 def test_a_pack_missing_nodes_is_refused(tmp_path, seeds_file):
-    from teams_env.pack import write_pack
+    from teams_env.replay.pack import write_pack
 
     pack = load_pack(_record(tmp_path / "pack", seeds_file, depth=1))
     manifest = {k: v for k, v in pack.manifest.items() if k not in ("counts", "content_sha256")}

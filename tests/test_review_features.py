@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from teams_env.encoder import HashingEncoder
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.llm.service import LLMService
-from teams_env.review_head import (
+from teams_env.reward.review_head import (
     DEFAULT_ENCODER_FEATURES,
     HEAD_FORMAT,
     HIDDEN,
@@ -20,11 +21,10 @@ from teams_env.review_head import (
     encoder_features,
     train_review_head,
 )
-from teams_env.reviewer import Reviewer, head_judgements
-from teams_env.reviewer_bench import INPUT_CATEGORIES, INPUT_TARGETS, evaluate_judgements, load_benches
+from teams_env.reward.reviewer import Reviewer, head_judgements
 from teams_env.roc import roc_auc
-from teams_env.scripted import ScriptedBackend
 from teams_rl.cli import main
+from teams_rl.reviewer_bench import INPUT_CATEGORIES, INPUT_TARGETS, evaluate_judgements, load_benches
 
 REQUEST = "What causes inflation in an economy?"
 COHERENT = (
@@ -200,7 +200,7 @@ def test_a_head_whose_encoder_cannot_load_is_a_one_line_error():
 
 def test_packs_record_the_heads_identity(tmp_path):
     from teams_env.env import TeaMsInstructEnv
-    from teams_env.recorder import recording_settings
+    from teams_env.replay.recording import recording_settings
 
     backend = StatesBackend()
     head = head_for(backend, "hashing:64")

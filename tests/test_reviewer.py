@@ -11,8 +11,9 @@ import pytest
 
 from teams_env.llm.base import ScoringUnsupported
 from teams_env.llm.registry import shared_backend
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.llm.service import LLMService
-from teams_env.reviewer import (
+from teams_env.reward.reviewer import (
     CALIBRATION_EQUAL,
     EQUAL,
     NOT_EQUAL,
@@ -21,7 +22,6 @@ from teams_env.reviewer import (
     parse_verdict,
     review_conversation,
 )
-from teams_env.scripted import ScriptedBackend
 from teams_env.seeds import load_seeds
 
 

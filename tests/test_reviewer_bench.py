@@ -10,14 +10,17 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from teams_env.review_head import (
+from teams_env.reward.review_head import (
     ReviewHead,
     balanced_threshold,
     fit_logistic,
     train_review_head,
 )
-from teams_env.reviewer import EQUAL, NOT_EQUAL, Judgement
-from teams_env.reviewer_bench import (
+from teams_env.reward.reviewer import EQUAL, NOT_EQUAL, Judgement
+from teams_env.reward.validity import InvalidReason, repeated_share, rule_violation
+from teams_env.roc import roc_auc
+from teams_rl.cli import main
+from teams_rl.reviewer_bench import (
     ADDITION_CATEGORIES,
     CATEGORIES,
     EQUAL_CATEGORIES,
@@ -29,9 +32,6 @@ from teams_env.reviewer_bench import (
     load_benches,
     load_pairs,
 )
-from teams_env.roc import roc_auc
-from teams_env.validity import InvalidReason, repeated_share, rule_violation
-from teams_rl.cli import main
 
 PAIRS = load_pairs()
 PAIRS_B = load_benches("bundled-b")
@@ -66,7 +66,7 @@ def test_the_input_categories_have_enough_pairs_in_both_splits():
 
 
 def test_the_input_pairs_are_what_their_category_says():
-    from teams_env.junk import demonstration_leak
+    from teams_env.reward.junk_rules import demonstration_leak
 
     for pair in PAIRS + PAIRS_B:
         broken = rule_violation(pair.before, pair.after)
@@ -259,9 +259,9 @@ def test_validity_rules():
 
 
 def test_the_head_is_refused_for_another_model(tmp_path):
+    from teams_env.llm.scripted import ScriptedBackend
     from teams_env.llm.service import LLMService
-    from teams_env.reviewer import Reviewer
-    from teams_env.scripted import ScriptedBackend
+    from teams_env.reward.reviewer import Reviewer
 
     service = LLMService(ScriptedBackend(), "reviewer")
     with pytest.raises(ValueError, match="review head cannot judge for this reviewer: it was trained on"):
@@ -274,7 +274,7 @@ def test_the_shipped_head_passes_a_fixed_part_of_the_held_out_split():
     """With the real embedded model: the default reviewer on 6 held-out pairs per category."""
     from teams_env.llm.registry import shared_backend
     from teams_env.llm.service import LLMService
-    from teams_env.reviewer import Reviewer
+    from teams_env.reward.reviewer import Reviewer
 
     held_out = [p for p in PAIRS if p.split == "test"]
     subset = [p for c in CATEGORIES for p in [q for q in held_out if q.category == c][:6]]
@@ -293,13 +293,13 @@ def test_a_stale_head_for_the_same_model_file_warns(caplog):
     import dataclasses
     import logging
 
+    from teams_env.llm.scripted import ScriptedBackend
     from teams_env.llm.service import LLMService
-    from teams_env.reviewer import Reviewer
-    from teams_env.scripted import ScriptedBackend
+    from teams_env.reward.reviewer import Reviewer
 
     backend = ScriptedBackend()
     stale = dataclasses.replace(ReviewHead.load(), model_id=f"{backend.model_id}@0123456789abcdef")
-    with caplog.at_level(logging.INFO, logger="teams_env.reviewer"):
+    with caplog.at_level(logging.INFO, logger="teams_env.reward.reviewer"):
         assert Reviewer(LLMService(backend, "reviewer"), head=stale).method == "auto"
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "review head not used" in caplog.text

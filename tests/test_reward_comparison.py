@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from scripted_packs import record_novelty_pack
 
-from agents.config import BenchConfig
-from agents.pack_bench import bench_pack
 from benchmarks import common, reward_comparison
+from teams_rl.agents.benchmark.pack import bench_pack
+from teams_rl.agents.commands import BenchConfig
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""agents.rl_statistics (rliable's statistics on numpy/scipy) against values computed by hand, and
-the two rliable figures of agents.plots."""
+"""teams_rl.agents.benchmark.statistics (rliable's statistics on numpy/scipy) against values computed by hand, and
+the two rliable figures of teams_rl.agents.plots."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from agents.plots import plot_interval_estimates, plot_performance_profiles
-from agents.rl_statistics import (
+from teams_rl.agents.benchmark.statistics import (
     Interval,
     iqm,
     performance_profile,
@@ -17,6 +16,7 @@ from agents.rl_statistics import (
     probability_of_improvement_ci,
     stratified_bootstrap_ci,
 )
+from teams_rl.agents.plots import plot_interval_estimates, plot_performance_profiles
 
 RNG = np.random.default_rng(7)
 NOISY = RNG.normal(size=(10, 5))

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from agents.oracles import env_optimum
 from teams_env.encoder import HashingEncoder
-from teams_env.pack import load_pack
-from teams_env.replay import DEFAULT_PACK, TeaMsInstructReplayEnv
-from teams_env.rewards import REWARD_NAMES
+from teams_env.replay.env import DEFAULT_PACK, TeaMsInstructReplayEnv
+from teams_env.replay.pack import load_pack
+from teams_env.replay.rewards import REWARD_NAMES
+from teams_rl.agents.baselines.oracles import env_optimum
 
 SMALL_PACK = Path(__file__).parent / "data" / "packs" / "small"
 

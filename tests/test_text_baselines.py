@@ -1,4 +1,4 @@
-"""The supervised and nearest-seed baselines (agents.text_baselines): fitted to the train seeds'
+"""The supervised and nearest-seed baselines (teams_rl.agents.baselines.text): fitted to the train seeds'
 optimum of a scripted pack, acting on seeds they never saw."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 from scripted_packs import TOPIC_ACTIONS, record_novelty_pack, record_topic_pack
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.baselines import BASELINE_NAMES, is_baseline, make_baseline
-from agents.oracles import env_optimum
-from agents.text_baselines import (
+from teams_env.actions import ACTION_NAMES
+from teams_rl.agents.baselines.oracles import env_optimum
+from teams_rl.agents.baselines.registry import BASELINE_NAMES, is_baseline, make_baseline
+from teams_rl.agents.baselines.text import (
     L2_GRID,
     NearestSeedAgent,
     SupervisedAgent,
@@ -22,7 +23,6 @@ from agents.text_baselines import (
     optimal_targets,
     training_env,
 )
-from teams_env.actions import ACTION_NAMES
 
 DISCRETE = "TeaMsInstructReplayDiscrete-v0"
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from teams_env.env import TeaMsInstructEnv
-from teams_env.scripted import ScriptedBackend
+from teams_env.llm.scripted import ScriptedBackend
 from teams_env.vector import TeaMsInstructVecEnv
 
 

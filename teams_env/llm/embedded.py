@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from teams_env.cache import default_cache_path
+from teams_env.llm.cache import default_cache_path
 
 EMBEDDED_LLM_NAME = "SmolLM2-135M-Instruct"
 EMBEDDED_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -89,7 +89,7 @@ _KINDS: dict[str, _Kind] = {
     "llamacpp": _Kind("teams_env.llm.llamacpp", "LlamaCppBackend", _embedded_gguf),
     "hf": _Kind("teams_env.llm.hf", "HFBackend", _embedded_hf),
     "openai": _Kind("teams_env.llm.openai", "OpenAIBackend", lambda: ""),
-    "scripted": _Kind("teams_env.scripted", "ScriptedBackend", None),
+    "scripted": _Kind("teams_env.llm.scripted", "ScriptedBackend", None),
 }
 
 

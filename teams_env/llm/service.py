@@ -11,8 +11,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from teams_env.accounting import QueryLedger, RoleUsage
-from teams_env.cache import ResponseCache, cache_key
+from teams_env.llm.accounting import QueryLedger, RoleUsage
 from teams_env.llm.base import (
     ChoiceScores,
     Completion,
@@ -22,6 +21,7 @@ from teams_env.llm.base import (
     PartialBatchError,
     per_request,
 )
+from teams_env.llm.cache import ResponseCache, cache_key
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.records import read_instructions
 from teams_rl.cli import main
+from teams_rl.finetune.records import read_instructions
 
 
 @pytest.fixture

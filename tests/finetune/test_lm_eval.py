@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from finetune.config import EvalConfig
-from finetune.lm_eval_runner import check_tasks, group_by_shots, parse_shots, results_table
 from teams_rl.cli import main
+from teams_rl.finetune.commands import EvalConfig
+from teams_rl.finetune.lm_eval_runner import check_tasks, group_by_shots, parse_shots, results_table
 
 
 def test_the_paper_shot_counts_are_the_defaults() -> None:

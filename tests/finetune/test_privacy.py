@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from finetune.example_loss import example_losses, scored_tokens
-from finetune.models import load_causal_lm, load_tokenizer
-from finetune.privacy import attack
-from finetune.records import read_examples
 from teams_env.roc import bootstrap_auc_interval, roc_auc, roc_curve
 from teams_rl.cli import main
+from teams_rl.finetune.example_loss import example_losses, scored_tokens
+from teams_rl.finetune.models import load_causal_lm, load_tokenizer
+from teams_rl.finetune.privacy import attack
+from teams_rl.finetune.records import read_examples
 
 
 def pairwise_auc(positives: list[float], negatives: list[float]) -> float:

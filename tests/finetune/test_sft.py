@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from finetune import device
-from finetune.config import SFTConfig
-from finetune.model_card import reproduce_command
-from finetune.presets import apply_preset, preset_fields
-from finetune.sft import training_arguments
 from teams_rl.cli import main
+from teams_rl.finetune import device
+from teams_rl.finetune.commands import SFTConfig
+from teams_rl.finetune.model_card import reproduce_command
+from teams_rl.finetune.presets import apply_preset, preset_fields
+from teams_rl.finetune.sft import training_arguments
 
 
 def greedy_answer(model_dir: Path, question: str) -> str:
@@ -67,7 +67,7 @@ def test_lora_methods_save_an_adapter_and_a_merged_model(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from finetune.models import load_causal_lm, resolve_model
+    from teams_rl.finetune.models import load_causal_lm, resolve_model
 
     out = tmp_path / method
     arguments = ["sft", "--data", str(chat_data["members"]), "--out", str(out), "--method", method]

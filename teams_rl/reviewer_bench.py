@@ -1,0 +1,250 @@
+"""The reviewer benchmark: labelled (before, after) pairs that measure a reviewer before its verdicts
+become rewards.
+
+Each pair says whether ``after`` is "Equal" to ``before`` (the same request) or "Not Equal" (it asks
+for more or something else), and whether ``after`` is a valid rewrite (an instruction a person would
+answer, not an answer, a copy or garbage). Two bundled sets were written by this project,
+independently of each other: set A (``bundled``) and set B (``bundled-b``: other domains, other
+styles of evolution), so a judge fitted on one is measured on the other. Their ``test`` splits are
+never used to train or calibrate anything.
+
+Rewrites that add input (:data:`INPUT_CATEGORIES`) are where a small reviewer used to pay for junk
+(GitHub issue 18): data that fits the task (``coherent_input``: valid, Not Equal), data that does
+not (``junk_input``: unrelated tables, nonsense code, data the instruction never uses; invalid),
+and a phrase copied from one of the expert's demonstrations (``demonstration_leak``: invalid).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import teams_env
+from teams_env.reward.reviewer import EQUAL, LABELS, NOT_EQUAL, Judgement
+from teams_env.roc import roc_auc
+
+ENV_DATA = Path(teams_env.__file__).parent / "data"
+"""The labelled pair sets ship with the environment's data, beside the review head fitted on them."""
+BUNDLED_BENCH = ENV_DATA / "reviewer_bench.jsonl"
+BUNDLED_BENCH_B = ENV_DATA / "reviewer_bench_b.jsonl"
+BUNDLED_BENCHES = {"bundled": BUNDLED_BENCH, "bundled-b": BUNDLED_BENCH_B}
+"""Names of the bundled sets: A (``bundled``) and B (``bundled-b``), written independently."""
+SPLITS = ("train", "test")
+
+EQUAL_CATEGORIES = ("copy", "surface", "paraphrase")
+ADDITION_CATEGORIES = (
+    "add_constraint",
+    "deepen",
+    "concretize",
+    "reasoning",
+    "add_input",
+    "breadth",
+    "coherent_input",
+)
+INVALID_CATEGORIES = ("answer", "truncated", "garbled", "junk_input", "demonstration_leak")
+CATEGORIES = EQUAL_CATEGORIES + ADDITION_CATEGORIES + INVALID_CATEGORIES
+REVIEW_CATEGORIES = EQUAL_CATEGORIES + ADDITION_CATEGORIES
+"""Where the Equal / Not Equal label is the question; in the others ``after`` is no valid rewrite."""
+INPUT_CATEGORIES = ("coherent_input", "junk_input", "demonstration_leak")
+"""Rewrites that add data: coherent data that fits the task, junk data, a copied demonstration."""
+INPUT_TARGETS = {
+    "coherent_input": (">=", 0.80),
+    "junk_input": ("<=", 0.10),
+    "demonstration_leak": ("<=", 0.0),
+}
+"""Reward rates the env's reviewer must reach on the held-out input pairs (GitHub issue 18)."""
+
+FIELDS = ("id", "base", "split", "category", "before", "after", "label", "valid")
+
+
+class BenchFileError(ValueError):
+    """A benchmark file that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    id: str
+    base: str
+    split: str
+    category: str
+    before: str
+    after: str
+    label: str
+    valid: bool
+
+    @property
+    def not_equal(self) -> bool:
+        return self.label == NOT_EQUAL
+
+    @property
+    def rewarded(self) -> bool:
+        """What the env's reward should be: a valid rewrite that adds information."""
+        return self.valid and self.not_equal
+
+
+def _pair(record: object, where: str) -> LabelledPair:
+    if not isinstance(record, dict):
+        raise BenchFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    missing = [name for name in FIELDS if name not in record]
+    if missing:
+        raise BenchFileError(f"{where}: missing field '{missing[0]}'")
+    for name in FIELDS[:-1]:
+        if not isinstance(record[name], str) or not record[name].strip():
+            raise BenchFileError(f"{where}: field '{name}' must be a non-empty string")
+    if record["label"] not in LABELS:
+        raise BenchFileError(f"{where}: unknown label '{record['label']}'; use '{EQUAL}' or '{NOT_EQUAL}'")
+    if record["split"] not in SPLITS:
+        raise BenchFileError(f"{where}: unknown split '{record['split']}'; use one of {', '.join(SPLITS)}")
+    if record["category"] not in CATEGORIES:
+        raise BenchFileError(
+            f"{where}: unknown category '{record['category']}'; use one of {', '.join(CATEGORIES)}"
+        )
+    if not isinstance(record["valid"], bool):
+        raise BenchFileError(f"{where}: field 'valid' must be true or false")
+    return LabelledPair(**{name: record[name] for name in FIELDS})
+
+
+def load_pairs(
+    path: str | os.PathLike[str] = BUNDLED_BENCH, *, splits: Sequence[str] = SPLITS
+) -> list[LabelledPair]:
+    """The pairs of a benchmark JSONL file that belong to ``splits``; bad input is a one-line error."""
+    path = Path(path)
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown:
+        raise ValueError(f"unknown split '{unknown[0]}'; use one of {', '.join(SPLITS)}")
+    if not path.is_file():
+        raise BenchFileError(f"{path}: benchmark file not found")
+    pairs: list[LabelledPair] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise BenchFileError(f"{where}: not valid JSON ({error.msg})") from None
+            pair = _pair(record, where)
+            if pair.id in seen:
+                raise BenchFileError(f"{where}: duplicate id '{pair.id}'")
+            seen.add(pair.id)
+            if pair.split in splits:
+                pairs.append(pair)
+    if not pairs:
+        raise BenchFileError(f"{path}: no pairs in split {', '.join(splits)}")
+    return pairs
+
+
+def bench_paths(spec: str) -> list[Path]:
+    """The files a ``--bench`` value names: ``bundled`` (set A), ``bundled-b`` (set B) or a JSONL
+    path, several joined by commas."""
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    if not names:
+        raise ValueError("no benchmark named; use bundled, bundled-b or a JSONL file")
+    return [BUNDLED_BENCHES.get(name, Path(name)) for name in names]
+
+
+def load_benches(spec: str, *, splits: Sequence[str] = SPLITS) -> list[LabelledPair]:
+    """The pairs of every file ``spec`` names (:func:`bench_paths`); an id or a base instruction
+    found in two files is a one-line error (a base must stay in one split of one set)."""
+    pairs: list[LabelledPair] = []
+    owner: dict[str, Path] = {}
+    for path in bench_paths(spec):
+        loaded = load_pairs(path, splits=splits)
+        for key in {p.id for p in loaded} | {f"base {p.base}" for p in loaded}:
+            if key in owner and owner[key] != path:
+                raise BenchFileError(f"{path}: {key!r} is also in {owner[key]}")
+            owner[key] = path
+        pairs += loaded
+    return pairs
+
+
+def evaluate_judgements(pairs: Sequence[LabelledPair], judgements: Sequence[Judgement]) -> dict[str, Any]:
+    """How well ``judgements`` (one per pair, in order) match the labels.
+
+    - ``review``: on the pairs where Equal / Not Equal is the question (:data:`REVIEW_CATEGORIES`),
+      ROC AUC of P(Not Equal), balanced accuracy at the reviewer's decision, how often surface edits
+      and paraphrases were called Equal and real additions Not Equal.
+    - ``validity``: on every pair, precision and recall of calling a rewrite invalid.
+    - ``reward``: on every pair, accuracy of the env's reward (valid and Not Equal).
+    - ``categories``: per category, the share judged as labelled, the share judged valid as
+      labelled, and the share rewarded.
+    - ``input``: per input category (:data:`INPUT_CATEGORIES`), the share rewarded, the share the
+      exact rules caught, and whether :data:`INPUT_TARGETS` is met.
+    """
+    review = [(p, j) for p, j in zip(pairs, judgements) if p.category in REVIEW_CATEGORIES]
+    positives = [j.p_not_equal for p, j in review if p.not_equal]
+    negatives = [j.p_not_equal for p, j in review if not p.not_equal]
+    equal_kept = [not j.not_equal for p, j in review if p.category in ("surface", "paraphrase")]
+    additions_found = [j.not_equal for p, j in review if p.category in ADDITION_CATEGORIES]
+    hit_rate = _mean([j.not_equal for p, j in review if p.not_equal])
+    equal_rate = _mean([not j.not_equal for p, j in review if not p.not_equal])
+    flagged = [not j.valid for j in judgements]
+    invalid = [not p.valid for p in pairs]
+    true_flags = sum(f and i for f, i in zip(flagged, invalid))
+    categories = {}
+    for category in CATEGORIES:
+        rows = [(p, j) for p, j in zip(pairs, judgements) if p.category == category]
+        if rows:
+            categories[category] = {
+                "pairs": len(rows),
+                "label_accuracy": float(np.mean([p.not_equal == j.not_equal for p, j in rows])),
+                "validity_accuracy": float(np.mean([p.valid == j.valid for p, j in rows])),
+                "mean_p_not_equal": float(np.mean([j.p_not_equal for _, j in rows])),
+                "rewarded": float(np.mean([j.rewarded for _, j in rows])),
+            }
+    inputs = {}
+    for category in INPUT_CATEGORIES:
+        rows = [j for p, j in zip(pairs, judgements) if p.category == category]
+        if rows:
+            rewarded = float(np.mean([j.rewarded for j in rows]))
+            sense, bound = INPUT_TARGETS[category]
+            inputs[category] = {
+                "pairs": len(rows),
+                "rewarded": rewarded,
+                "caught_by_rules": float(np.mean([j.method == "rule" for j in rows])),
+                "target": f"rewarded {sense} {bound:.0%}",
+                "met": rewarded >= bound if sense == ">=" else rewarded <= bound,
+            }
+    return {
+        "pairs": len(pairs),
+        "review": {
+            "pairs": len(review),
+            "roc_auc": roc_auc(positives, negatives) if positives and negatives else float("nan"),
+            "balanced_accuracy": 0.5 * (hit_rate + equal_rate),
+            "surface_and_paraphrase_called_equal": _mean(equal_kept),
+            "additions_called_not_equal": _mean(additions_found),
+        },
+        "validity": {
+            "roc_auc": _validity_auc(pairs, judgements),
+            "precision_invalid": true_flags / max(1, sum(flagged)),
+            "recall_invalid": true_flags / max(1, sum(invalid)),
+            "valid_kept": _mean([j.valid for p, j in zip(pairs, judgements) if p.valid]),
+        },
+        "reward": {"accuracy": float(np.mean([p.rewarded == j.rewarded for p, j in zip(pairs, judgements)]))},
+        "categories": categories,
+        "input": inputs,
+    }
+
+
+def _mean(values: Sequence[bool | float]) -> float:
+    """The mean, NaN for no values (a subset of pairs may lack a kind)."""
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+def _validity_auc(pairs: Sequence[LabelledPair], judgements: Sequence[Judgement]) -> float:
+    """ROC AUC of the reviewer's P(valid) for valid against invalid pairs (a rule's verdict counts as
+    P(valid) = 0); NaN where the reviewer gives no P(valid) or one class is missing."""
+    scores = [0.0 if j.method == "rule" else j.p_valid for j in judgements]
+    if any(score is None for score in scores):
+        return float("nan")
+    valid = [s for p, s in zip(pairs, scores) if p.valid]
+    invalid = [s for p, s in zip(pairs, scores) if not p.valid]
+    return roc_auc(valid, invalid) if valid and invalid else float("nan")
