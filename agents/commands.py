@@ -71,7 +71,7 @@ class TrainConfig(EnvConfig):
         "learning_rate=3e-4,n_steps=12,policy_kwargs.net_arch=[32,32]) or a YAML mapping",
     )
     hyperparams_file: str = option(
-        "", "YAML file of hyperparameters used instead of the shipped agents/hyperparams/ALGO.yml"
+        "", "YAML file of hyperparameters used instead of the shipped agents/training/hyperparams/ALGO.yml"
     )
     out: str = option(
         "runs", "directory that holds the run directories (OUT/RUN_NAME)", deprecated=("runs_dir",)

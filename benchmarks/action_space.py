@@ -109,7 +109,7 @@ def main() -> None:
     )
     print(table)
     note = (
-        f"TRPO (agents/hyperparams/trpo.yml), scripted novelty reviewer, {len(seeds)} seeds, mean ± sd; "
+        f"TRPO (agents/training/hyperparams/trpo.yml), scripted novelty reviewer, {len(seeds)} seeds, mean ± sd; "
         f"uniform random earns 3.99, the best policy 6. Encoder: {args.encoder}."
     )
     write_result(

@@ -30,14 +30,10 @@ from teams_env.encoder import shared_encoder
 from teams_env.llm.cache import open_cache
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
-from teams_env.reward.review_head import (
-    DEFAULT_ENCODER_FEATURES,
-    encoder_features,
-    head_conversation,
-    train_review_head,
-)
+from teams_env.reward.review_head import DEFAULT_ENCODER_FEATURES, encoder_features, head_conversation
 from teams_env.reward.reviewer import EMBEDDING_THRESHOLD, EQUAL, NOT_EQUAL, Judgement, head_judgements
 from teams_env.reward.validity import rule_violation
+from teams_rl.review_head_training import train_review_head
 from teams_rl.reviewer_bench import REVIEW_CATEGORIES, LabelledPair, evaluate_judgements, load_benches
 
 BATCH = 16

@@ -12,6 +12,7 @@ from gymnasium import spaces
 from teams_env.action_codec import ActionCodec
 from teams_env.actions import ACTION_NAMES
 from teams_env.encoder import SentenceEncoder
+from teams_env.reward.formula import unpaid_reason
 
 N_ACTIONS = len(ACTION_NAMES)
 ObservationMode = Literal["text", "last_action"]
@@ -20,24 +21,6 @@ OBSERVATION_EMBEDDING_DTYPE = np.float16
 """The precision of the embedding in a text observation. Half precision is far finer than a policy
 resolves, and it lets a pack store its embeddings in half the bytes and still give every env the
 same observation, bit for bit (:mod:`teams_env.replay.embeddings`)."""
-
-
-def unpaid_reason(info: dict[str, Any]) -> str | None:
-    """Why a step's rewrite earned no reward (or a penalty), from its ``info``; None when it was paid
-    in full."""
-    from teams_env.reward.reviewer import NOT_EQUAL  # here: the replay env loads no LLM module
-
-    if info.get("reward", 0.0) > 0 and not info.get("leaked_phrase"):
-        return None
-    if info.get("rewrite_failure"):
-        return f"the rewrite failed: {info['rewrite_failure']}"
-    if not info.get("valid", True):
-        return f"not a valid instruction: {info.get('invalid_reason')}"
-    if info.get("verdict") != NOT_EQUAL:
-        return "the reviewer found it Equal: no new information"
-    if info.get("leaked_phrase"):
-        return f"leaks prompt words: {info['leaked_phrase']!r}"
-    return "this reward pays nothing for it"
 
 
 class InstructionEnvCore(gym.Env[np.ndarray, Any]):

@@ -7,13 +7,15 @@ is a model-free feature-hashing encoder for fast tests and for timing the enviro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
+import logging
 import re
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -56,11 +58,31 @@ class SentenceEncoder(ABC):
         return np.stack(rows).astype(np.float32) if rows else np.zeros((0, self.dim), np.float32)
 
 
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Load an encoder without printing what the user did not ask for: sentence-transformers
+    imports peft, which imports bitsandbytes, which warns on every CPU about 4-bit kernels nothing
+    here uses; transformers draws a bar while it loads 103 tensors. A logger the user configured
+    keeps its level."""
+    noisy = logging.getLogger("bitsandbytes")
+    level = noisy.level
+    if level == logging.NOTSET:
+        noisy.setLevel(logging.ERROR)
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        noisy.setLevel(level)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
 class TransformerEncoder(SentenceEncoder):
     def __init__(self, name_or_path: str = DEFAULT_ENCODER, device: str = "cpu") -> None:
         super().__init__()
-        from sentence_transformers import SentenceTransformer
-
         from teams_env.llm.embedded import EMBEDDED_ENCODER_NAME, embedded_encoder_dir
 
         if name_or_path == DEFAULT_ENCODER:
@@ -68,10 +90,13 @@ class TransformerEncoder(SentenceEncoder):
             source = str(embedded_encoder_dir())
         else:
             self._name = source = name_or_path
-        try:
-            self._model = SentenceTransformer(source, device=device)
-        except OSError as error:
-            raise FileNotFoundError(f"cannot load sentence encoder '{name_or_path}': {error}") from error
+        with _quiet_loading():
+            from sentence_transformers import SentenceTransformer
+
+            try:
+                self._model = SentenceTransformer(source, device=device)
+            except OSError as error:
+                raise FileNotFoundError(f"cannot load sentence encoder '{name_or_path}': {error}") from error
         self._dim = int(self._model.get_embedding_dimension())
 
     @property
@@ -138,3 +163,29 @@ def shared_encoder(spec: str = DEFAULT_ENCODER) -> SentenceEncoder:
         if spec not in _shared:
             _shared[spec] = make_encoder(spec)
         return _shared[spec]
+
+
+class DeferredEncoder(SentenceEncoder):
+    """The shared encoder of ``spec``, loaded at its first text. Its name and size are known ahead
+    (a pack's manifest says them), so a replay env that finds every embedding in its pack never
+    loads a model, nor the libraries behind it."""
+
+    def __init__(self, spec: str, name: str, dim: int) -> None:
+        super().__init__(memory=0)  # the shared encoder remembers
+        self.spec, self._name, self._dim = spec, name, dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        encoder = shared_encoder(self.spec)
+        if (encoder.name, encoder.dim) != (self._name, self._dim):
+            raise ValueError(
+                f"encoder '{self.spec}' is {encoder.name} ({encoder.dim} dims), not {self._name} ({self._dim} dims)"
+            )
+        return encoder.encode(texts)

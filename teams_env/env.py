@@ -19,6 +19,7 @@ from teams_env.llm.cache import open_cache
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
 from teams_env.reward.elimination import leaked_phrase
+from teams_env.reward.formula import step_reward
 from teams_env.reward.reviewer import Judgement, Reviewer, ReviewMethod
 from teams_env.seeds import SeedInstruction, load_seeds
 
@@ -226,7 +227,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
         self, plan: _Plan, rewrite: Rewrite, judgement: Judgement
     ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         leak = leaked_phrase(rewrite.text) if rewrite.failure is None else None
-        reward = (1.0 if judgement.rewarded else 0.0) - (self.leak_penalty if leak else 0.0)
+        reward = step_reward(judgement.rewarded, leak, self.leak_penalty)
         failed = not judgement.rewarded
         self._instruction = plan.before if failed and self.on_failure == "revert" else rewrite.text
         self._history.append(plan.action)

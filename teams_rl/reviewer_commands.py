@@ -244,8 +244,9 @@ def format_report(report: dict[str, Any]) -> str:
 
 def run_train(config: TrainReviewerConfig) -> int:
     from teams_env.encoder import shared_encoder
-    from teams_env.reward.review_head import encoder_features, head_conversation, train_review_head
+    from teams_env.reward.review_head import encoder_features, head_conversation
     from teams_env.reward.validity import rule_violation
+    from teams_rl.review_head_training import train_review_head
     from teams_rl.reviewer_bench import REVIEW_CATEGORIES
 
     # Pairs the validity rules already decide (copies, loops, ...) never reach the head: training on

@@ -182,3 +182,22 @@ def test_the_import_names_collide_with_no_common_package():
     import teams_rl.agents
 
     assert Path(teams_rl.agents.__file__).parent == ROOT / "agents"
+
+
+def test_old_import_paths_keep_working_or_say_where_their_parts_went():
+    import importlib
+    import sys
+
+    from teams_env.moved_modules import MOVED
+
+    for old, new in MOVED.items():
+        sys.modules.pop(old, None)
+        with pytest.warns(DeprecationWarning, match=f"{old} moved to {new}"):
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)
+    from teams_env.reviewer import Reviewer  # what a user may have written
+    from teams_env.reward.reviewer import Reviewer as Now
+
+    assert Reviewer is Now
+    with pytest.raises(ModuleNotFoundError, match=r"teams_env\.configuration was split: .*teams_rl\.flags"):
+        importlib.import_module("teams_env.configuration")

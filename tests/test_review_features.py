@@ -19,11 +19,11 @@ from teams_env.reward.review_head import (
     HIDDEN,
     ReviewHead,
     encoder_features,
-    train_review_head,
 )
 from teams_env.reward.reviewer import Reviewer, head_judgements
 from teams_env.roc import roc_auc
 from teams_rl.cli import main
+from teams_rl.review_head_training import train_review_head
 from teams_rl.reviewer_bench import INPUT_CATEGORIES, INPUT_TARGETS, evaluate_judgements, load_benches
 
 REQUEST = "What causes inflation in an economy?"

@@ -10,16 +10,12 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from teams_env.reward.review_head import (
-    ReviewHead,
-    balanced_threshold,
-    fit_logistic,
-    train_review_head,
-)
+from teams_env.reward.review_head import ReviewHead
 from teams_env.reward.reviewer import EQUAL, NOT_EQUAL, Judgement
 from teams_env.reward.validity import InvalidReason, repeated_share, rule_violation
 from teams_env.roc import roc_auc
 from teams_rl.cli import main
+from teams_rl.review_head_training import balanced_threshold, fit_logistic, train_review_head
 from teams_rl.reviewer_bench import (
     ADDITION_CATEGORIES,
     CATEGORIES,

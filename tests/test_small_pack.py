@@ -95,3 +95,16 @@ def test_the_optimum_of_a_real_pack_beats_every_fixed_sequence(stored_only):
     env = TeaMsInstructReplayEnv(pack=SMALL_PACK, action_type="discrete", encoder=stored_only)
     optimum = env_optimum(env)
     assert optimum.mean_value > optimum.best_fixed_return > 0
+
+
+def test_the_replay_env_pays_every_recorded_step_by_the_one_formula():
+    """The live env paid each step by :func:`step_reward` when it was recorded; the replay env pays
+    it again from the recorded ``info``: the same number for every node."""
+    from teams_env.replay.pack import load_pack
+    from teams_env.reward.formula import info_reward
+
+    pack = load_pack(SMALL_PACK)
+    penalty = float(pack.manifest.get("leak_penalty", 0.0))
+    steps = [node for node in pack.nodes.values() if node.path]
+    assert steps and all(info_reward(node.info, penalty) == node.reward for node in steps)
+    assert {node.reward for node in steps} == {0.0, 1.0}

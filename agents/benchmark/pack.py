@@ -295,6 +295,19 @@ def _complete(result: Mapping[str, Any]) -> bool:
     return all(field in result.get(split, {}) for split in SPLITS for field in RESULT_FIELDS)
 
 
+def compact_run(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's result without its per-seed episodes and with the number of rewrites it kept, not
+    their texts (both stay in ``runs.jsonl``, the journal): what ``results.json`` keeps, small
+    enough to commit beside a report."""
+
+    def split(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: len(item) if name == "kept" else item for name, item in values.items() if name != "seeds"
+        }
+
+    return {key: split(value) if key in SPLITS else value for key, value in result.items()}
+
+
 def bench_pack(config: BenchConfig) -> Path:
     """Run the pack benchmark of ``config`` (``config.pack`` set); returns the output directory."""
     from datetime import datetime, timezone
@@ -350,7 +363,7 @@ def bench_pack(config: BenchConfig) -> Path:
         "ceilings": table,
         "summary": summary,
         "headline": headline(summary, headline_agent(runs_to_do)),
-        "runs": runs,
+        "runs": [compact_run(run) for run in runs],
     }
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     # What the reward pays for goes with every result on it: a score is only as good as its reward.

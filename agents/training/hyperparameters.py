@@ -1,4 +1,4 @@
-"""Hyperparameters of an algorithm: the shipped ``agents/hyperparams/ALGO.yml`` (or a YAML file of
+"""Hyperparameters of an algorithm: the shipped ``agents/training/hyperparams/ALGO.yml`` (or a YAML file of
 your own), then overrides from ``--hyperparams`` or a run config's ``hyperparams:`` mapping.
 
 Overrides on the command line are ``KEY=VALUE`` pairs separated by commas (parsed by

@@ -11,10 +11,11 @@ import numpy as np
 
 from teams_env.actions import ACTION_NAMES
 from teams_env.base_env import InstructionEnvCore
-from teams_env.encoder import SentenceEncoder, shared_encoder
+from teams_env.encoder import DeferredEncoder, SentenceEncoder, shared_encoder
 from teams_env.replay.embeddings import EmbeddingTable, shared_embeddings
 from teams_env.replay.pack import MANIFEST_FILE, Node, Pack, PackError, shared_pack
 from teams_env.replay.rewards import Episode, RewardFn, Transition, resolve_reward
+from teams_env.reward.formula import info_reward
 
 DEFAULT_PACK = Path(__file__).parents[1] / "data" / "packs" / "default"
 EMBEDDED_ENCODER_NAME = "all-MiniLM-L6-v2"
@@ -162,7 +163,9 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         if isinstance(requested, SentenceEncoder):
             encoder = requested
         elif requested is None or requested == manifest.get("encoder_spec"):
-            encoder = shared_encoder(pack_encoder_spec(manifest))
+            encoder = DeferredEncoder(
+                pack_encoder_spec(manifest), recorded, int(manifest.get("encoder_dim", 0))
+            )
         else:
             encoder = shared_encoder(requested)
         if encoder.name != recorded or encoder.dim != manifest.get("encoder_dim"):
@@ -258,7 +261,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
             previous_instruction=before,
             instruction=node.instruction,
             state_instruction=node.state,
-            reviewer_reward=node.reward,
+            reviewer_reward=info_reward(node.info, self.leak_penalty),
             info=node.info,
         )
 

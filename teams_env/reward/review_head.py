@@ -172,39 +172,8 @@ def encoder_features(
     return np.column_stack([ENCODER_FEATURES[name](pairs, embed) for name in names])
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float, iterations: int = 50) -> np.ndarray:
-    """Weights (last entry the bias, not regularised) of an L2-regularised logistic regression,
-    by Newton's method: exact, deterministic, and fast for a few hundred rows."""
-    x = np.hstack([features, np.ones((len(features), 1))])
-    y = labels.astype(np.float64)
-    penalty = np.eye(x.shape[1]) * l2
-    penalty[-1, -1] = 0.0
-    weights = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        p = _sigmoid(x @ weights)
-        gradient = x.T @ (p - y) + penalty @ weights
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + penalty
-        step = np.linalg.solve(hessian, gradient)
-        weights -= step
-        if np.max(np.abs(step)) < 1e-9:
-            break
-    return weights
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for large |z|
-
-
-def balanced_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold (a midpoint between adjacent scores) with the best balanced accuracy."""
-    order = np.unique(scores)
-    candidates = np.concatenate([[order[0] - 1e-6], (order[:-1] + order[1:]) / 2, [order[-1] + 1e-6]])
-    positives, negatives = labels.astype(bool), ~labels.astype(bool)
-
-    def balanced(t: float) -> float:
-        return 0.5 * ((scores[positives] >= t).mean() + (scores[negatives] < t).mean())
-
-    return float(max(candidates, key=balanced))
 
 
 @dataclass(frozen=True)
@@ -216,7 +185,7 @@ class LogisticHead:
 
     def probability(self, standardised: np.ndarray) -> np.ndarray:
         w = np.asarray(self.weights)
-        return _sigmoid(standardised @ w[:-1] + w[-1])
+        return sigmoid(standardised @ w[:-1] + w[-1])
 
 
 @dataclass(frozen=True)
@@ -332,102 +301,3 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_rounded(v) for v in value]
     return value
-
-
-def _fit_head(
-    features: np.ndarray, labels: np.ndarray, groups: np.ndarray, l2: float, folds: int
-) -> tuple[LogisticHead, dict[str, float]]:
-    """A head on all rows, its threshold from out-of-fold predictions (folds by group)."""
-    from teams_env.roc import roc_auc
-
-    unique = np.unique(groups)
-    fold_of_group = {g: i % folds for i, g in enumerate(unique)}
-    fold = np.array([fold_of_group[g] for g in groups])
-    held_out = np.zeros(len(labels))
-    for k in range(folds):
-        train = fold != k
-        weights = fit_logistic(features[train], labels[train], l2)
-        held_out[~train] = LogisticHead(tuple(weights), 0.5).probability(features[~train])
-    threshold = balanced_threshold(held_out, labels)
-    weights = fit_logistic(features, labels, l2)
-    positives, negatives = held_out[labels.astype(bool)], held_out[~labels.astype(bool)]
-    report = {"cv_auc": roc_auc(positives, negatives), "rows": len(labels), "positives": int(labels.sum())}
-    return LogisticHead(tuple(float(w) for w in weights), threshold), report
-
-
-def train_review_head(
-    states: np.ndarray,
-    not_equal: np.ndarray,
-    valid: np.ndarray,
-    review_rows: np.ndarray,
-    groups: np.ndarray,
-    *,
-    model_id: str,
-    l2: float = 10.0,
-    folds: int = 5,
-    extra: np.ndarray | None = None,
-    extra_names: Sequence[str] = (),
-    encoder: str = "",
-    components: int = 0,
-    extra_weight: float = 1.0,
-) -> ReviewHead:
-    """Fit both heads. ``review_rows`` marks the rows whose Equal / Not Equal label is the question
-    (the validity head sees every row). Rows of one ``group`` (a base instruction) share a fold.
-
-    ``extra``: the rows' encoder features ``extra_names`` (computed with ``encoder``).
-    ``components``: fit on the first principal components of the standardised hidden state (0: on
-    all of it). ``extra_weight``: the scale of the standardised encoder features while fitting (the
-    L2 penalty on their weights is divided by its square), so a few features weigh against many
-    hidden dimensions. Either way the heads are stored as weights on the standardised features."""
-    states = np.asarray(states, dtype=np.float64)
-    extra_names = tuple(extra_names)
-    if extra_names:
-        if extra is None or np.shape(extra) != (len(states), len(extra_names)):
-            raise ValueError(f"extra features must be a ({len(states)}, {len(extra_names)}) matrix")
-        matrix = np.hstack([states, np.asarray(extra, dtype=np.float64)])
-    else:
-        matrix = states
-    mean = matrix.mean(axis=0)
-    scale = matrix.std(axis=0) + 1e-6
-    standardised = (matrix - mean) / scale
-    hidden = states.shape[1]
-    # The fitting basis: principal directions of the hidden state (or the identity), then the
-    # encoder features scaled by extra_weight. weights_on_features = basis @ fitted weights.
-    if components and components < hidden:
-        _, _, vt = np.linalg.svd(standardised[:, :hidden], full_matrices=False)
-        hidden_basis = vt[:components].T
-    else:
-        hidden_basis = np.eye(hidden)
-    basis = np.zeros((matrix.shape[1], hidden_basis.shape[1] + len(extra_names)))
-    basis[:hidden, : hidden_basis.shape[1]] = hidden_basis
-    basis[hidden:, hidden_basis.shape[1] :] = np.eye(len(extra_names)) * extra_weight
-    design = standardised @ basis
-    review_rows = review_rows.astype(bool)
-    not_equal_head, not_equal_report = _fit_head(
-        design[review_rows], not_equal[review_rows], groups[review_rows], l2, folds
-    )
-    valid_head, valid_report = _fit_head(design, valid, groups, l2, folds)
-    return ReviewHead(
-        model_id=model_id,
-        prompt=prompt_fingerprint(),
-        mean=tuple(float(v) for v in mean),
-        scale=tuple(float(v) for v in scale),
-        not_equal=_on_features(not_equal_head, basis),
-        valid=_on_features(valid_head, basis),
-        training={
-            "l2": l2,
-            "folds": folds,
-            "components": components,
-            "extra_weight": extra_weight,
-            "not_equal": not_equal_report,
-            "valid": valid_report,
-        },
-        features=(HIDDEN, *extra_names),
-        encoder=encoder if extra_names else "",
-    )
-
-
-def _on_features(head: LogisticHead, basis: np.ndarray) -> LogisticHead:
-    """A head fitted on ``standardised @ basis`` as weights on the standardised features."""
-    weights = np.asarray(head.weights)
-    return LogisticHead(tuple(float(w) for w in (*(basis @ weights[:-1]), weights[-1])), head.threshold)

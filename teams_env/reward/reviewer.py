@@ -17,6 +17,7 @@ import numpy as np
 from teams_env.encoder import SentenceEncoder
 from teams_env.llm.base import ChoiceScores, Conversation, GenerationParams, ScoringUnsupported
 from teams_env.llm.service import LLMService
+from teams_env.reward.formula import EQUAL, LABELS, NOT_EQUAL
 from teams_env.reward.review_head import (
     BUNDLED_HEAD,
     ReviewHead,
@@ -25,10 +26,6 @@ from teams_env.reward.review_head import (
     prompt_fingerprint,
 )
 from teams_env.reward.validity import InvalidReason, rule_violation
-
-EQUAL = "Equal"
-NOT_EQUAL = "Not Equal"
-LABELS = (EQUAL, NOT_EQUAL)
 
 REVIEW_QUESTION = (
     "Compare the two instructions below. If the second one is the same request as the first, with the "
