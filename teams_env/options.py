@@ -17,6 +17,7 @@ import dataclasses
 import functools
 import logging
 import operator
+import re
 import types
 import typing
 from collections.abc import Callable, Collection, Mapping
@@ -259,9 +260,22 @@ def construct(cls: type[Config], values: dict[str, tuple[Any, str]], source: str
         try:
             validate()
         except ValueError as error:
-            # Errors name the flag or file themselves; a config file is named too.
-            raise ConfigError(str(error) if source == COMMAND_LINE else f"{source}: {error}") from error
+            if source == COMMAND_LINE:  # the options as the user typed them
+                raise ConfigError(as_flags(str(error), known)) from error
+            raise ConfigError(f"{source}: {error}") from error
     return config
+
+
+def as_flags(message: str, names: Collection[str]) -> str:
+    """``message`` with the option names it speaks of written as flags (``n_envs`` -> ``--n-envs``):
+    a name with an underscore, or one followed by "must"; other words stay prose."""
+
+    def flag(match: re.Match[str]) -> str:
+        name = match.group(0)
+        said = "_" in name or message[match.end() :].startswith(" must")
+        return "--" + name.replace("_", "-") if name in names and said else name
+
+    return re.sub(r"(?<![\w'-])[a-z][a-z0-9_]*(?![\w'-])", flag, message)
 
 
 def build(cls: type[Config], values: dict[str, Any], source: str) -> Config:

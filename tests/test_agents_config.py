@@ -132,7 +132,7 @@ def test_a_run_config_file_holds_hyperparameters_as_a_mapping() -> None:
         (["train", "--algo", "nope"], "unknown algorithm 'nope'"),
         (["train", "--algo", "dqn", "--action-type", "continuous"], "does not support continuous actions"),
         (["train", "--algo", "sac", "--action-type", "discrete"], "does not support discrete actions"),
-        (["train", "--total-timesteps", "0"], "total_timesteps must be at least 1"),
+        (["train", "--total-timesteps", "0"], "--total-timesteps must be at least 1"),
         (["evaluate-policy"], "policy is required"),
         (["evaluate-policy", "--policy", "uniform", "--limit", "-1"], "limit must not be negative"),
     ],

@@ -94,3 +94,15 @@ def test_one_preset_loader_for_shipped_names_and_files(tmp_path):
         load_preset(str(mine), shipped, check)
     with pytest.raises(FileNotFoundError, match=r"preset 'slow' is neither a shipped preset \(fast\)"):
         load_preset("slow", shipped, check)
+
+
+def test_validation_errors_name_options_as_flags_on_the_command_line():
+    from teams_env.options import as_flags
+
+    names = {"eval_limit", "eval_offset", "n_envs", "budget", "seed", "policy"}
+    assert as_flags("eval_limit must be >= 2, eval_offset >= 0 and n_envs >= 1", names) == (
+        "--eval-limit must be >= 2, --eval-offset >= 0 and --n-envs >= 1"
+    )
+    assert as_flags("budget must be at least 1, got 0", names) == "--budget must be at least 1, got 0"
+    prose = "policy 'x' is not a run directory; the random seed is --seed"
+    assert as_flags(prose, names) == prose

@@ -64,7 +64,7 @@ def test_reviewer_threshold_is_a_number_or_auto(given, expected):
 
 
 def test_a_bad_reviewer_threshold_is_a_one_line_error():
-    with pytest.raises(ConfigError, match="reviewer_threshold must be 'auto' or a number, got 'high'"):
+    with pytest.raises(ConfigError, match="--reviewer-threshold must be 'auto' or a number, got 'high'"):
         _resolve(["rollout", "--reviewer-threshold", "high"])
 
 

@@ -164,4 +164,4 @@ def test_invalid_options_are_rejected_before_training(capsys: pytest.CaptureFixt
     assert main(["sft", "--data", "d.jsonl", "--method", "prefix"]) == 2
     assert "method must be one of full, lora, qlora" in capsys.readouterr().err
     assert main(["sft", "--data", "d.jsonl", "--learning-rate", "-1"]) == 2
-    assert "learning_rate must be positive" in capsys.readouterr().err
+    assert "--learning-rate must be positive" in capsys.readouterr().err
