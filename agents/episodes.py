@@ -20,7 +20,7 @@ from teams_rl.agents.policy import Agent, install_codec, load_agent, saved_codec
 
 DYNAMICS_KEYS = ("on_failure", "max_steps")
 """Environment options that make the MDP a policy was trained on (for a pack run, the pack's own)."""
-RUN_KEYS = ("action_type", "encoder", "action_dim", "observation", *DYNAMICS_KEYS)
+RUN_KEYS = ("action_type", "encoder", "action_dim", "observation", "observe_verdicts", *DYNAMICS_KEYS)
 """Environment options taken from a trained run: the spaces its policy sees and emits, and the
 dynamics it learned, so that evaluating and generating with it runs the same MDP."""
 

@@ -23,11 +23,21 @@ resolves, and it lets a pack store its embeddings in half the bytes and still gi
 same observation, bit for bit (:mod:`teams_env.replay.embeddings`)."""
 
 
+LENGTH_WORDS = 200
+"""Instruction length in the observation: words / LENGTH_WORDS, at most 1 (a 20-word instruction is 0.1)."""
+
+
+def instruction_length(text: str) -> float:
+    """The current instruction's length as the observation carries it, in [0, 1]."""
+    return min(len(text.split()), LENGTH_WORDS) / LENGTH_WORDS
+
+
 class InstructionEnvCore(gym.Env[np.ndarray, Any]):
     """Spaces, action decoding, observation and rendering of the instruction-rewriting MDP.
 
     A subclass sets ``encoder`` and ``max_steps``, calls :meth:`_set_up_spaces`, and keeps the
-    episode in ``_instruction``, ``_history`` (action indices so far), ``_seed_id`` and ``_last_info``.
+    episode in ``_instruction``, ``_history`` (action indices so far), ``_accepted`` (whether each of
+    those steps was rewarded), ``_seed_id`` and ``_last_info``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
@@ -35,11 +45,17 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
     max_steps: int
     _instruction: str
     _history: list[int]
+    _accepted: list[bool]
     _seed_id: str
     _last_info: dict[str, Any]
 
     def _set_up_spaces(
-        self, action_type: str, action_dim: int, observation: str, render_mode: str | None
+        self,
+        action_type: str,
+        action_dim: int,
+        observation: str,
+        render_mode: str | None,
+        observe_verdicts: bool = False,
     ) -> None:
         if action_type not in ("continuous", "discrete"):
             raise ValueError(f"action_type must be 'continuous' or 'discrete', got '{action_type}'")
@@ -52,6 +68,7 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
         self.render_mode = render_mode
         self.action_type: ActionType = action_type  # type: ignore[assignment]
         self.observation_mode: ObservationMode = observation  # type: ignore[assignment]
+        self.observe_verdicts = bool(observe_verdicts)
         self.action_names = ACTION_NAMES
         if action_type == "continuous":
             self.codec: ActionCodec | None = ActionCodec.from_encoder(self.encoder, action_dim)
@@ -59,11 +76,12 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
         else:
             self.codec = None
             self.action_space = spaces.Discrete(N_ACTIONS)
+        verdict = int(self.observe_verdicts)  # one more number per step, and the length
         if observation == "text":
-            size = self.encoder.dim + N_ACTIONS * self.max_steps + 1
+            size = self.encoder.dim + (N_ACTIONS + verdict) * self.max_steps + verdict + 1
             self.observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
         else:
-            self.observation_space = spaces.Box(0.0, 1.0, (N_ACTIONS,), np.float32)
+            self.observation_space = spaces.Box(0.0, 1.0, (N_ACTIONS + verdict,), np.float32)
 
     @staticmethod
     def _requested_instruction(options: dict[str, Any]) -> str | None:
@@ -98,17 +116,22 @@ class InstructionEnvCore(gym.Env[np.ndarray, Any]):
         )
 
     def _observation(self) -> np.ndarray:
+        verdict = int(self.observe_verdicts)
         if self.observation_mode == "last_action":
-            obs = np.zeros(N_ACTIONS, np.float32)
+            obs = np.zeros(N_ACTIONS + verdict, np.float32)
             if self._history:
                 obs[self._history[-1]] = 1.0
+                if verdict:
+                    obs[N_ACTIONS] = float(self._accepted[-1])
             return obs
-        history = np.zeros((self.max_steps, N_ACTIONS), np.float32)
+        history = np.zeros((self.max_steps, N_ACTIONS + verdict), np.float32)
         for step, action in enumerate(self._history):
             history[step, action] = 1.0
-        embedding = self._embedding()
-        progress = np.array([len(self._history) / self.max_steps], np.float32)
-        return np.concatenate([embedding, history.ravel(), progress]).astype(np.float32)
+            if verdict:
+                history[step, N_ACTIONS] = float(self._accepted[step])
+        length = [instruction_length(self._instruction)] if verdict else []
+        progress = [len(self._history) / self.max_steps]
+        return np.concatenate([self._embedding(), history.ravel(), length, progress]).astype(np.float32)
 
     def _embedding(self) -> np.ndarray:
         """The current instruction's embedding at :data:`OBSERVATION_EMBEDDING_DTYPE` (a replay env

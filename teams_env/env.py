@@ -19,7 +19,7 @@ from teams_env.llm.cache import open_cache
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.service import LLMService
 from teams_env.reward.elimination import leaked_phrase
-from teams_env.reward.formula import step_reward
+from teams_env.reward.formula import rewarded_in, step_reward
 from teams_env.reward.reviewer import Judgement, Reviewer, ReviewMethod
 from teams_env.seeds import SeedInstruction, load_seeds
 
@@ -60,6 +60,12 @@ class TeaMsInstructEnv(InstructionEnvCore):
       (one row of 6 per step, zeros for steps not taken) and the fraction of steps done.
     - ``observation="last_action"``: ``Box(0, 1, (6,), float32)``, a one-hot of the last action
       (zeros after reset): the text-blind observation of the authors' reference code.
+    - ``observe_verdicts=True``: each step's row carries a seventh number, 1 when
+      that step was rewarded (accepted) and 0 when not, so the policy can see that retrying a
+      failed action from the same instruction is a certain 0; before the fraction of steps done
+      comes the current instruction's length (words / 200, at most 1). Text:
+      ``Box(-1, 1, (encoder_dim + 7 * max_steps + 2,))``; last action: ``Box(0, 1, (7,))``, the
+      last verdict after the one-hot.
 
     ## Rewards
 
@@ -100,7 +106,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
       ``"hashing[:dim]"``.
     - ``seeds``: ``"bundled"``, a JSON/JSONL path, ``"hf:NAME"``, or a list of instruction strings.
     - ``action_type``: ``"continuous"`` (default) or ``"discrete"``; ``action_dim``: size of the Box.
-    - ``observation``: ``"text"`` or ``"last_action"``; ``max_steps``: rewrites per episode.
+    - ``observation``: ``"text"`` or ``"last_action"``; ``observe_verdicts``: add each step's verdict
+      and the instruction's length (off in the registered -v0 ids); ``max_steps``: rewrites per episode.
     - ``leak_penalty``: subtracted from the reward when the rewrite leaks prompt words.
     - ``review_method``: ``"auto"`` (the review head where it was trained for the reviewer model,
       else label likelihood, falling back to a generated verdict), ``"head"``, ``"likelihood"``,
@@ -130,6 +137,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
         action_type: ActionType = "continuous",
         action_dim: int = ENV_DEFAULTS.action_dim,
         observation: ObservationMode = ENV_DEFAULTS.observation,
+        observe_verdicts: bool = ENV_DEFAULTS.observe_verdicts,
         max_steps: int = ENV_DEFAULTS.max_steps,
         leak_penalty: float = ENV_DEFAULTS.leak_penalty,
         review_method: ReviewMethod = ENV_DEFAULTS.review_method,
@@ -181,12 +189,13 @@ class TeaMsInstructEnv(InstructionEnvCore):
         for seed in self.seeds:
             self._check_instruction(seed.text, f"seed '{seed.id}'")
 
-        self._set_up_spaces(action_type, action_dim, observation, render_mode)
+        self._set_up_spaces(action_type, action_dim, observation, render_mode, observe_verdicts)
 
         self._instruction = ""
         self._seed_id = ""
         self._step = 0
         self._history: list[int] = []
+        self._accepted: list[bool] = []
         self._episode_queries = {"expert": 0, "reviewer": 0}
         self._last_info: dict[str, Any] = {}
 
@@ -206,6 +215,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
             self._instruction, self._seed_id = chosen.text, chosen.id
         self._step = 0
         self._history = []
+        self._accepted = []
         self._episode_queries = {"expert": 0, "reviewer": 0}
         self._last_info = {"instruction": self._instruction, "seed_id": self._seed_id, "step": 0}
         self.encoder.encode([self._instruction])
@@ -255,6 +265,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
             "queries": dict(self._episode_queries),
             "reward": reward,
         }
+        self._accepted.append(rewarded_in(self._last_info))
         return self._observation(), reward, terminated, False, dict(self._last_info)
 
     # -- helpers -------------------------------------------------------------------------

@@ -180,3 +180,20 @@ def test_the_pipeline_reports_the_held_out_score(topic_pack: Path, tmp_path: Pat
     capsys.readouterr()
     _pipeline(tmp_path, topic_pack).run()
     assert "train is complete" in capsys.readouterr().out
+
+
+def test_a_policy_trained_on_the_verdict_observation_carries_it_to_the_live_env(topic_pack, tmp_path):
+    """``--observe-verdicts``: training on the pack, its evaluation, and the live env that generate
+    builds all see each step's verdict, so the policy loads unchanged."""
+    run = train(_config(topic_pack, tmp_path, observe_verdicts=True, total_timesteps=48))
+    saved = json.loads((run / "env_kwargs.json").read_text())
+    assert saved["observe_verdicts"] is True
+    config = GenerateConfig(**SCRIPTED, policy=str(run), out=str(tmp_path / "data"))
+    kwargs = env_kwargs_for(config.policy, {**config.env_kwargs(), "action_type": config.action_type})
+    assert kwargs["observe_verdicts"] is True
+    live = TeaMsInstructVecEnv(2, **kwargs)
+    try:
+        model = load_agent(str(run), live)  # refuses other spaces
+        assert model.observation_space.shape == (384 + 7 * 2 + 2,)
+    finally:
+        live.close()

@@ -11,17 +11,19 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from teams_env import ENV_IDS
+from teams_env import ENV_IDS, REPLAY_ENV_IDS
 
 
 def test_registered_on_import():
-    assert set(ENV_IDS) <= set(gym.registry)
+    ours = {env_id for env_id in gym.registry if env_id.startswith("TeaMsInstruct")}
+    assert ours == set(ENV_IDS) | set(REPLAY_ENV_IDS)  # the replay ids are checked in test_replay.py
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @pytest.mark.parametrize("observation", ["text", "last_action"])
-def test_checkers_pass_on_scripted_backend(env_id, observation, scripted_env_kwargs):
-    env = gym.make(env_id, **scripted_env_kwargs(observation=observation))
+@pytest.mark.parametrize("observe_verdicts", [False, True])
+def test_checkers_pass_on_scripted_backend(env_id, observation, observe_verdicts, scripted_env_kwargs):
+    env = gym.make(env_id, **scripted_env_kwargs(observation=observation, observe_verdicts=observe_verdicts))
     gym_check_env(env.unwrapped, skip_render_check=False)
     sb3_check_env(env.unwrapped, warn=True)
 

@@ -127,8 +127,9 @@ def test_options_pick_a_recorded_seed(packs, seeds_file):
 
 @pytest.mark.parametrize("env_id", REPLAY_ENV_IDS)
 @pytest.mark.parametrize("observation", ["text", "last_action"])
-def test_checkers_pass_on_replay_ids(packs, env_id, observation):
-    env = gym.make(env_id, pack=packs["keep"], observation=observation)
+@pytest.mark.parametrize("observe_verdicts", [False, True])
+def test_checkers_pass_on_replay_ids(packs, env_id, observation, observe_verdicts):
+    env = gym.make(env_id, pack=packs["keep"], observation=observation, observe_verdicts=observe_verdicts)
     gym_check_env(env.unwrapped, skip_render_check=False)
     sb3_check_env(env.unwrapped, warn=True)
 

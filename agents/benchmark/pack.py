@@ -81,10 +81,14 @@ class PackRun:
     action_type: str = "discrete"
     observation: str = "text"
     hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    observe_verdicts: bool = False
+    """The verdict observation (each past step's verdict and the instruction's length)."""
 
     @property
     def key(self) -> str:
         identity = dataclasses.asdict(self) | {"pack": ""}  # the content hash names the pack, not its path
+        if not self.observe_verdicts:  # the plain observation: keys as journaled before verdicts existed
+            del identity["observe_verdicts"]
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -94,7 +98,14 @@ def _env(run: PackRun, split: str, seed: int = 0) -> Any:
     from teams_env import REPLAY_ENV_IDS
 
     env_id = REPLAY_ENV_IDS[run.action_type == "discrete"]
-    env = gym.make(env_id, pack=run.pack, seeds=split, observation=run.observation, reward=run.reward)
+    env = gym.make(
+        env_id,
+        pack=run.pack,
+        seeds=split,
+        observation=run.observation,
+        observe_verdicts=run.observe_verdicts,
+        reward=run.reward,
+    )
     env.reset(seed=seed)
     return env
 
@@ -276,6 +287,7 @@ def plan(config: BenchConfig, pack_hash: str) -> list[PackRun]:
                     algo=agent.algo,
                     action_type=agent.action_type if agent.learns else "discrete",
                     observation=agent.observation,
+                    observe_verdicts=config.observe_verdicts,
                     hyperparams=dict(agent.hyperparams),
                 )
             )

@@ -74,6 +74,7 @@ def replay_kwargs(config: TrainConfig, action_type: str, pack: Pack, split: str 
         "action_type": action_type,
         "action_dim": config.action_dim,
         "observation": config.observation,
+        "observe_verdicts": config.observe_verdicts,
         "max_steps": episode_steps(config, pack),
         "encoder": _encoder(config),
         "reward": REWARD,

@@ -15,7 +15,7 @@ from teams_env.encoder import DeferredEncoder, SentenceEncoder, shared_encoder
 from teams_env.replay.embeddings import EmbeddingTable, shared_embeddings
 from teams_env.replay.pack import MANIFEST_FILE, Node, Pack, PackError, shared_pack
 from teams_env.replay.rewards import Episode, RewardFn, Transition, resolve_reward
-from teams_env.reward.formula import info_reward
+from teams_env.reward.formula import info_reward, rewarded_in
 
 DEFAULT_PACK = Path(__file__).parents[1] / "data" / "packs" / "default"
 EMBEDDED_ENCODER_NAME = "all-MiniLM-L6-v2"
@@ -50,7 +50,8 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
     (the current instruction's embedding by the pack's encoder, looked up in the pack's
     ``embeddings.npz``, computed once when missing or stale (:mod:`teams_env.replay.embeddings`); the
     one-hot actions so far; the fraction of steps done); ``observation="last_action"`` gives a
-    one-hot of the last action.
+    one-hot of the last action. ``observe_verdicts=True`` adds each step's verdict
+    and the instruction's length, as the live env does, from what the pack recorded.
 
     ## Rewards
 
@@ -83,7 +84,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
     - ``pack``: the pack directory (default: the one shipped in ``teams_env/data/packs/default``)
       or a loaded :class:`~teams_env.replay.pack.Pack`.
     - ``seeds``: ``"all"``, a split of the pack (``"train"``, ``"heldout"``) or a list of seed ids.
-    - ``action_type``, ``action_dim``, ``observation``: as the live env.
+    - ``action_type``, ``action_dim``, ``observation``, ``observe_verdicts``: as the live env.
     - ``max_steps``: rewrites per episode, at most the pack's depth (default: the depth).
     - ``encoder``: ``None`` (the pack's) or the encoder you expect; another one is an error.
     - ``on_failure``, ``leak_penalty``: ``None`` (the pack's) or the values you expect; others are
@@ -100,6 +101,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         action_type: Literal["continuous", "discrete"] = "continuous",
         action_dim: int = 5,
         observation: Literal["text", "last_action"] = "text",
+        observe_verdicts: bool = False,
         max_steps: int | None = None,
         encoder: str | SentenceEncoder | None = None,
         on_failure: str | None = None,
@@ -140,7 +142,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         self._seed_texts = texts
         self._by_text = {text: seed_id for seed_id, text in texts.items()}
 
-        self._set_up_spaces(action_type, action_dim, observation, render_mode)
+        self._set_up_spaces(action_type, action_dim, observation, render_mode, observe_verdicts)
         # Every text an episode can reach is in the pack, so its embedding is looked up, not computed.
         self._embeddings: EmbeddingTable | None = (
             shared_embeddings(self.pack, self.encoder)
@@ -153,6 +155,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         self._seed_id = ""
         self._instruction = ""
         self._history: list[int] = []
+        self._accepted: list[bool] = []
         self._transitions: list[Transition] = []
         self._queries = {"expert": 0, "reviewer": 0}
         self._last_info: dict[str, Any] = {}
@@ -199,6 +202,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
             self._seed_id = self._pack_seed
         self._instruction = self._seed_texts[self._pack_seed]
         self._history = []
+        self._accepted = []
         self._transitions = []
         self._queries = {"expert": 0, "reviewer": 0}
         self._last_info = {"instruction": self._instruction, "seed_id": self._seed_id, "step": 0}
@@ -213,6 +217,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         reward = self._reward(node, transition)
         self._transitions.append(transition)
         self._history.append(index)
+        self._accepted.append(rewarded_in(node.info))
         self._instruction = node.state
         for role in self._queries:
             self._queries[role] += node.queries.get(role, 0)
