@@ -35,7 +35,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from teams_env.action_codec import ActionCodec
 from teams_env.actions import ACTION_NAMES
-from teams_rl.agents.baselines.registry import BASELINE_NAMES, is_baseline, make_baseline
+from teams_rl.agents.baselines.registry import BASELINE_NAMES, PARAMETERISED, is_baseline, make_baseline
 from teams_rl.agents.baselines.simple import env_codec
 from teams_rl.agents.training import own_models
 from teams_rl.agents.training.algorithms import ALGORITHMS, get_algorithm
@@ -232,12 +232,12 @@ def check_agent_spec(spec: str) -> None:
     name misspelled, a run directory or checkpoint that is not there, a custom class that does not
     import. Nothing is loaded."""
     spec = spec.strip()
-    if spec.startswith("fixed:"):
-        names = [name.strip() for name in spec.removeprefix("fixed:").split(",") if name.strip()]
+    if spec.startswith(PARAMETERISED):
+        names = [name.strip() for name in spec.partition(":")[2].split(",") if name.strip()]
         unknown = [name for name in names if name not in ACTION_NAMES]
         if unknown or not names:
             raise ValueError(
-                f"policy '{spec}': a fixed sequence needs action names from {', '.join(ACTION_NAMES)}"
+                f"policy '{spec}': a sequence or priority order needs action names from {', '.join(ACTION_NAMES)}"
             )
         return
     if is_baseline(spec) or _checkpoint(spec) is not None:

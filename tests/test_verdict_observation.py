@@ -4,6 +4,8 @@ and its replay."""
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -74,3 +76,44 @@ def test_the_verdict_observation_adds_a_number_per_step_and_the_length(pack):
     verdicts = gym.make("TeaMsInstructReplayDiscrete-v0", pack=pack, observe_verdicts=True)
     assert verdicts.observation_space.shape[0] == plain.observation_space.shape[0] + 3 + 1
     assert instruction_length("word " * (LENGTH_WORDS * 2)) == 1.0
+
+
+@pytest.mark.parametrize("observation", ["text", "last_action"])
+def test_the_retry_aware_order_skips_what_failed_from_the_same_instruction(pack, observation):
+    """On this pack an action earns only the first time an episode takes it, and a failed step goes
+    back to the instruction before it: breadth three times earns 1, breadth first and then the next
+    action that has not failed earns 2 (a retry of the failed breadth is a certain 0)."""
+    from teams_rl.agents.baselines.registry import make_baseline
+    from teams_rl.agents.episodes import play_episodes, policy_actor
+
+    env = TeaMsInstructReplayEnv(
+        pack=pack, action_type="discrete", observation=observation, observe_verdicts=True
+    )
+    fixed = play_episodes(env, policy_actor(make_baseline("fixed:breadth", env)))
+    retry = play_episodes(env, policy_actor(make_baseline("retry-aware:breadth,add_constraints", env)))
+    assert [episode["return"] for episode in fixed] == [1.0] * len(TEXTS)
+    assert [episode["return"] for episode in retry] == [2.0] * len(TEXTS)
+    assert [info["action_name"] for info in retry[0]["infos"]] == ["breadth", "breadth", "add_constraints"]
+
+
+def test_the_retry_aware_order_needs_the_verdicts(pack):
+    from teams_rl.agents.baselines.registry import make_baseline
+
+    with pytest.raises(ValueError, match="observe_verdicts=True"):
+        make_baseline("retry-aware:breadth", TeaMsInstructReplayEnv(pack=pack, action_type="discrete"))
+
+
+def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack, tmp_path):
+    from teams_rl.agents.benchmark.pack import bench_pack
+    from teams_rl.agents.commands import BenchConfig
+
+    options = {
+        "pack": str(pack),
+        "algos": ["retry-aware:breadth,add_constraints", "reference"],
+        "run_seeds": [0],
+    }
+    with pytest.raises(ValueError, match="add --observe-verdicts"):
+        bench_pack(BenchConfig(**options, out=str(tmp_path / "plain")))
+    out = bench_pack(BenchConfig(**options, out=str(tmp_path / "verdicts"), observe_verdicts=True))
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["train"]["retry-aware:breadth,add_constraints"]["return"]["mean"] == pytest.approx(2.0)

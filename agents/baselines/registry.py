@@ -6,6 +6,8 @@
   the Box closest to its prototype). Continuous environment only.
 - ``fixed:NAME,NAME,...``: the same sequence of actions every episode (step t takes NAME number
   t, cycling when the episode is longer than the list).
+- ``retry-aware:NAME,NAME,...``: a priority order that never retries an action that failed from
+  the current instruction; it reads the verdicts, so the env must observe them.
 - ``reference``: the authors' generation pattern. Their code (``generate_data_alpaca.py``) forces
   breadth at steps 1 and 4 (counting from 0) and turns any other breadth into add-constraints,
   after biasing its policy towards add-constraints (+0.7 on that logit); as a baseline that is
@@ -29,6 +31,7 @@ from teams_rl.agents.baselines.simple import (
     BaselineAgent,
     FixedSequenceAgent,
     RandomContinuousAgent,
+    RetryAwareAgent,
     UniformRandomAgent,
 )
 from teams_rl.agents.baselines.text import NearestSeedAgent, SupervisedAgent
@@ -38,6 +41,7 @@ BASELINE_NAMES = (
     "random-continuous",
     "reference",
     "fixed:NAME,NAME,...",
+    "retry-aware:NAME,NAME,...",
     "optimal",
     "best-fixed",
     "supervised",
@@ -46,8 +50,12 @@ BASELINE_NAMES = (
 NAMED_BASELINES = tuple(name for name in BASELINE_NAMES if ":" not in name)
 
 
+PARAMETERISED = ("fixed:", "retry-aware:")
+"""Baselines named with a list of actions after the colon."""
+
+
 def is_baseline(spec: str) -> bool:
-    return spec in NAMED_BASELINES or spec.startswith("fixed:")
+    return spec in NAMED_BASELINES or spec.startswith(PARAMETERISED)
 
 
 def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAgent | None:
@@ -64,5 +72,8 @@ def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAg
         return OptimalAgent(env, seed) if spec == "optimal" else BestFixedAgent(env, seed)
     if spec in ("supervised", "nearest-seed"):
         return SupervisedAgent(env, seed) if spec == "supervised" else NearestSeedAgent(env, seed)
-    names = [name.strip() for name in spec.removeprefix("fixed:").split(",") if name.strip()]
+    kind, _, listed = spec.partition(":")
+    names = [name.strip() for name in listed.split(",") if name.strip()]
+    if kind == "retry-aware":
+        return RetryAwareAgent(env, names, seed)
     return FixedSequenceAgent(env, names, seed)

@@ -109,3 +109,55 @@ class FixedSequenceAgent(BaselineAgent):
 
     def _actions(self, steps: np.ndarray) -> np.ndarray:
         return self._from_indices(self.sequence[steps % len(self.sequence)])
+
+
+def _env_attribute(env: gym.Env | VecEnv, name: str) -> Any:
+    if isinstance(env, VecEnv):
+        return env.get_attr(name, [0])[0]
+    return getattr(env.unwrapped, name)
+
+
+class RetryAwareAgent(BaselineAgent):
+    """A fixed priority order of actions that never retries a failure: at each step, the first
+    action of ``actions`` that has not failed from the current instruction. After a failed rewrite
+    the env goes on from the instruction before it (``on_failure="revert"``) and the same
+    (instruction, action) gives the same rewrite, so a retry is a certain 0; an accepted rewrite is
+    a new instruction, from which every action may be tried again. It reads the verdicts from the
+    observation, so the env must observe them (``observe_verdicts=True``): the text observation
+    holds every step's, the last-action one only the last."""
+
+    def __init__(self, env: gym.Env | VecEnv, actions: Sequence[str], seed: int = 0) -> None:
+        super().__init__(env, seed)
+        unknown = [name for name in actions if name not in ACTION_NAMES]
+        if unknown or not actions:
+            raise ValueError(
+                f"retry-aware priority order needs names from: {', '.join(ACTION_NAMES)}; got {', '.join(actions) or 'none'}"
+            )
+        if not _env_attribute(env, "observe_verdicts"):
+            raise ValueError("retry-aware reads each step's verdict: make the env with observe_verdicts=True")
+        self.priority = [ACTION_NAMES.index(name) for name in dict.fromkeys(actions)]
+        self.last_action_only = _env_attribute(env, "observation_mode") == "last_action"
+        self.max_steps = int(_env_attribute(env, "max_steps"))
+
+    def _failed(self, observation: np.ndarray) -> set[int]:
+        """The actions that failed from the current instruction (since the last accepted step)."""
+        width = len(ACTION_NAMES) + 1
+        if self.last_action_only:
+            rows = observation[None, :width]
+        else:
+            start = len(observation) - 2 - width * self.max_steps  # after the embedding
+            rows = observation[start : start + width * self.max_steps].reshape(self.max_steps, width)
+        failed: set[int] = set()
+        for row in rows:
+            if not row[: len(ACTION_NAMES)].any():  # a step not taken yet
+                break
+            action = int(np.argmax(row[: len(ACTION_NAMES)]))
+            failed = set() if row[-1] > 0.5 else failed | {action}
+        return failed
+
+    def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:
+        chosen = []
+        for observation in observations:
+            failed = self._failed(observation)
+            chosen.append(next((a for a in self.priority if a not in failed), self.priority[0]))
+        return self._from_indices(np.array(chosen))

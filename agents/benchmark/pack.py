@@ -64,6 +64,9 @@ from teams_rl.agents.commands import BenchConfig
 from teams_rl.agents.episodes import play_episodes, policy_actor
 from teams_rl.agents.journal import Journal
 
+RETRY_AWARE = "retry-aware:"
+"""The priority-order baselines that skip what failed (they need the verdict observation)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class PackRun:
@@ -179,7 +182,7 @@ def _actor(run: PackRun, env: Any, model: Any, best_fixed: Sequence[int]) -> Any
         return lambda observation, step: sequence[step % len(sequence)]
     if run.agent == "best-fixed":
         return lambda observation, step: best_fixed[step]
-    if run.agent in TEXT_BASELINES:  # learnt from the train seeds, whatever split they act on
+    if run.agent in TEXT_BASELINES or run.agent.startswith(RETRY_AWARE):  # they read the observation
         from teams_rl.agents.baselines.registry import make_baseline
 
         agent = make_baseline(run.agent, env, run.seed)
@@ -269,7 +272,9 @@ def plan(config: BenchConfig, pack_hash: str) -> list[PackRun]:
 
     runs = []
     for agent in bench_agents(config):
-        if not agent.learns and agent.policy not in POLICIES:
+        if agent.policy.startswith(RETRY_AWARE) and not config.observe_verdicts:
+            raise ValueError(f"agent '{agent.name}' reads each step's verdict: add --observe-verdicts")
+        if not agent.learns and agent.policy not in POLICIES and not agent.policy.startswith(RETRY_AWARE):
             raise ValueError(
                 f"agent '{agent.name}': a pack bench runs SB3 algorithms and {', '.join(POLICIES)} "
                 "(fixed is reference); run custom agents with gym.make('TeaMsInstructReplay-v0')"
