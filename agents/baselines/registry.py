@@ -6,6 +6,9 @@
   the Box closest to its prototype). Continuous environment only.
 - ``fixed:NAME,NAME,...``: the same sequence of actions every episode (step t takes NAME number
   t, cycling when the episode is longer than the list).
+- ``reward-model``: greedy on a per-action model of the immediate reward from simple features of
+  the instruction, fitted on the pack's train seeds (:mod:`teams_rl.agents.baselines.reward_model`).
+  Replay env only.
 - ``retry-aware:NAME,NAME,...``: a priority order that never retries an action that failed from
   the current instruction; it reads the verdicts, so the env must observe them.
 - ``reference``: the authors' generation pattern. Their code (``generate_data_alpaca.py``) forces
@@ -26,6 +29,7 @@ import gymnasium as gym
 from stable_baselines3.common.vec_env import VecEnv
 
 from teams_rl.agents.baselines.oracles import BestFixedAgent, OptimalAgent
+from teams_rl.agents.baselines.reward_model import RewardModelAgent
 from teams_rl.agents.baselines.simple import (
     REFERENCE_SEQUENCE,
     BaselineAgent,
@@ -46,6 +50,7 @@ BASELINE_NAMES = (
     "best-fixed",
     "supervised",
     "nearest-seed",
+    "reward-model",
 )
 NAMED_BASELINES = tuple(name for name in BASELINE_NAMES if ":" not in name)
 
@@ -70,6 +75,8 @@ def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAg
         return FixedSequenceAgent(env, REFERENCE_SEQUENCE, seed)
     if spec in ("optimal", "best-fixed"):
         return OptimalAgent(env, seed) if spec == "optimal" else BestFixedAgent(env, seed)
+    if spec == "reward-model":
+        return RewardModelAgent(env, seed)
     if spec in ("supervised", "nearest-seed"):
         return SupervisedAgent(env, seed) if spec == "supervised" else NearestSeedAgent(env, seed)
     kind, _, listed = spec.partition(":")

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 SPLITS = ("train", "heldout")
-TEXT_BASELINES = ("supervised", "nearest-seed")
+TEXT_BASELINES = ("supervised", "nearest-seed", "reward-model")
 """Policies fitted to the train seeds' optimum (:mod:`teams_rl.agents.baselines.text`): what reading the
 instruction can buy without RL."""
 POLICIES = ("uniform", "reference", "best-fixed", "optimal", *TEXT_BASELINES)
