@@ -110,6 +110,7 @@ def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack
     options = {
         "pack": str(pack),
         "algos": ["retry-aware:breadth,add_constraints", "reference"],
+        "agents": [{"name": "listed", "policy": "retry-aware:breadth,add_constraints"}],  # a name, a policy
         "run_seeds": [0],
     }
     with pytest.raises(ValueError, match="add --observe-verdicts"):
@@ -117,3 +118,4 @@ def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack
     out = bench_pack(BenchConfig(**options, out=str(tmp_path / "verdicts"), observe_verdicts=True))
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert summary["train"]["retry-aware:breadth,add_constraints"]["return"]["mean"] == pytest.approx(2.0)
+    assert summary["train"]["listed"]["return"]["mean"] == pytest.approx(2.0)  # not the optimum's 3

@@ -86,12 +86,15 @@ class PackRun:
     hyperparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     observe_verdicts: bool = False
     """The verdict observation (each past step's verdict and the instruction's length)."""
+    policy: str = ""
+    """The baseline's spec where it differs from the agent's name (``--agents``: a name, a policy)."""
 
     @property
     def key(self) -> str:
         identity = dataclasses.asdict(self) | {"pack": ""}  # the content hash names the pack, not its path
-        if not self.observe_verdicts:  # the plain observation: keys as journaled before verdicts existed
-            del identity["observe_verdicts"]
+        for added, default in (("observe_verdicts", False), ("policy", "")):
+            if identity[added] == default:  # keys as journaled before the field existed
+                del identity[added]
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -174,20 +177,23 @@ def _actor(run: PackRun, env: Any, model: Any, best_fixed: Sequence[int]) -> Any
 
     if model is not None:
         return policy_actor(model)
-    if run.agent == "uniform":  # one sampled episode per seed; the exact expectation is the floor
+    policy = run.policy or run.agent
+    if policy == "uniform":  # one sampled episode per seed; the exact expectation is the floor
         rng = np.random.default_rng(run.seed)
         return lambda observation, step: int(rng.integers(len(ACTION_NAMES)))
-    if run.agent == "reference":
+    if policy == "reference":
         sequence = [ACTION_NAMES.index(name) for name in REFERENCE_SEQUENCE]
         return lambda observation, step: sequence[step % len(sequence)]
-    if run.agent == "best-fixed":
+    if policy == "best-fixed":
         return lambda observation, step: best_fixed[step]
-    if run.agent in TEXT_BASELINES or run.agent.startswith(RETRY_AWARE):  # they read the observation
+    if policy in TEXT_BASELINES or policy.startswith(RETRY_AWARE):  # they read the observation
         from teams_rl.agents.baselines.registry import make_baseline
 
-        agent = make_baseline(run.agent, env, run.seed)
+        agent = make_baseline(policy, env, run.seed)
         assert agent is not None
         return policy_actor(agent)
+    if policy != "optimal":
+        raise ValueError(f"agent '{run.agent}': no pack policy '{policy}'")
     optimum = env_optimum(env.unwrapped)
     return lambda observation, step: optimum.best_action[env.unwrapped.node_key]
 
@@ -215,7 +221,11 @@ def run_one(run: PackRun) -> dict[str, Any]:
     start = time.perf_counter()
     model, training = _train(run) if run.algo else (None, [])
     # Only the best-fixed agent needs the train split solved (costly with a novelty reward).
-    best_fixed = env_optimum(_env(run, "train").unwrapped).best_fixed if run.agent == "best-fixed" else ()
+    best_fixed = (
+        env_optimum(_env(run, "train").unwrapped).best_fixed
+        if (run.policy or run.agent) == "best-fixed"
+        else ()
+    )
     curve = _curve(training, run.budget) if run.algo else []
     result: dict[str, Any] = {"agent": run.agent, "seed": run.seed, "curve": curve}
     for split in SPLITS:
@@ -293,6 +303,7 @@ def plan(config: BenchConfig, pack_hash: str) -> list[PackRun]:
                     action_type=agent.action_type if agent.learns else "discrete",
                     observation=agent.observation,
                     observe_verdicts=config.observe_verdicts,
+                    policy="" if agent.learns or agent.policy == agent.name else agent.policy,
                     hyperparams=dict(agent.hyperparams),
                 )
             )

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from teams_rl.agents.baselines.registry import is_baseline
+from teams_rl.agents.baselines.registry import BASELINE_NAMES, is_baseline
 from teams_rl.agents.commands import VARIANTS, BenchConfig
 from teams_rl.agents.policy import import_agent_class
 from teams_rl.agents.training.algorithms import ALGORITHMS, get_algorithm
@@ -44,8 +44,8 @@ def _named_agent(name: str) -> BenchAgent:
         import_agent_class(key)  # fail now, before any training, if the path is wrong
         return BenchAgent(key.rpartition(":")[2], policy=key)
     raise ValueError(
-        f"unknown agent '{name}': use an algorithm ({', '.join(ALGORITHMS)}), a baseline (uniform, "
-        "random-continuous, fixed, fixed:NAME,..., optimal, best-fixed, supervised, nearest-seed) or module:Class"
+        f"unknown agent '{name}': use an algorithm ({', '.join(ALGORITHMS)}), a baseline (fixed, "
+        f"{', '.join(BASELINE_NAMES)}; one whose name holds commas goes in --agents) or module:Class"
     )
 
 
