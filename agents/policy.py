@@ -34,9 +34,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from teams_env.action_codec import ActionCodec
-from teams_env.actions import ACTION_NAMES
 from teams_rl.agents.baselines.registry import BASELINE_NAMES, PARAMETERISED, is_baseline, make_baseline
-from teams_rl.agents.baselines.simple import env_codec
+from teams_rl.agents.baselines.simple import action_indices, env_codec
 from teams_rl.agents.training import own_models
 from teams_rl.agents.training.algorithms import ALGORITHMS, get_algorithm
 from teams_rl.agents.training.run_dir import RunDir, run_dir_of
@@ -234,11 +233,7 @@ def check_agent_spec(spec: str) -> None:
     spec = spec.strip()
     if spec.startswith(PARAMETERISED):
         names = [name.strip() for name in spec.partition(":")[2].split(",") if name.strip()]
-        unknown = [name for name in names if name not in ACTION_NAMES]
-        if unknown or not names:
-            raise ValueError(
-                f"policy '{spec}': a sequence or priority order needs action names from {', '.join(ACTION_NAMES)}"
-            )
+        action_indices(names, f"policy '{spec}': a sequence or priority order")
         return
     if is_baseline(spec) or _checkpoint(spec) is not None:
         return

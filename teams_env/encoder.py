@@ -23,7 +23,11 @@ DEFAULT_ENCODER = "default"
 
 
 class SentenceEncoder(ABC):
-    """Encodes texts, remembering recent ones (an env encodes each new instruction once)."""
+    """Encodes texts, remembering recent ones (an env encodes each new instruction once). A
+    subclass sets ``_name`` and ``_dim`` (or overrides :attr:`name` and :attr:`dim`)."""
+
+    _name: str
+    _dim: int
 
     def __init__(self, memory: int = 20_000) -> None:
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -31,12 +35,14 @@ class SentenceEncoder(ABC):
         self._lock = threading.Lock()
 
     @property
-    @abstractmethod
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """The size of a vector."""
+        return self._dim
 
     @property
-    @abstractmethod
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """What names the encoder in packs and caches."""
+        return self._name
 
     @abstractmethod
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -99,14 +105,6 @@ class TransformerEncoder(SentenceEncoder):
                 raise FileNotFoundError(f"cannot load sentence encoder '{name_or_path}': {error}") from error
         self._dim = int(self._model.get_embedding_dimension())
 
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def name(self) -> str:
-        return self._name
-
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
 
@@ -119,14 +117,7 @@ class HashingEncoder(SentenceEncoder):
         if dim < 2:
             raise ValueError(f"hashing encoder dimension must be at least 2, got {dim}")
         self._dim = dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def name(self) -> str:
-        return f"hashing:{self._dim}"
+        self._name = f"hashing:{dim}"
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self._dim), np.float32)
@@ -173,14 +164,6 @@ class DeferredEncoder(SentenceEncoder):
     def __init__(self, spec: str, name: str, dim: int) -> None:
         super().__init__(memory=0)  # the shared encoder remembers
         self.spec, self._name, self._dim = spec, name, dim
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         encoder = shared_encoder(self.spec)

@@ -92,7 +92,7 @@ def test_a_bad_option_is_reported_before_any_model_loads(tmp_path, monkeypatch, 
     assert main(["generate", "--seeds", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
     assert "missing.jsonl: seed file not found" in capsys.readouterr().err
     assert main(["evaluate-policy", "--policy", "fixed:breadth,sideways"]) == 2
-    assert "a sequence or priority order needs action names" in capsys.readouterr().err
+    assert "a sequence or priority order needs names from" in capsys.readouterr().err
     assert main(["bench", "--pack", "nowhere", "--out", str(out)]) == 2
     assert "--pack: nowhere: transition pack not found" in capsys.readouterr().err
     assert not out.exists()

@@ -37,6 +37,16 @@ def env_codec(env: gym.Env | VecEnv) -> ActionCodec | None:
     return getattr(env.unwrapped, "codec", None)
 
 
+def action_indices(names: Sequence[str], what: str) -> list[int]:
+    """The indices of action ``names``; an empty list or an unknown name is a one-line error."""
+    unknown = [name for name in names if name not in ACTION_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"{what} needs names from: {', '.join(ACTION_NAMES)}; got {', '.join(names) or 'none'}"
+        )
+    return [ACTION_NAMES.index(name) for name in names]
+
+
 class BaselineAgent:
     """Batches like an SB3 model: observations of shape (n_envs, obs_dim) give n_envs actions."""
 
@@ -100,12 +110,7 @@ class RandomContinuousAgent(BaselineAgent):
 class FixedSequenceAgent(BaselineAgent):
     def __init__(self, env: gym.Env | VecEnv, actions: Sequence[str], seed: int = 0) -> None:
         super().__init__(env, seed)
-        unknown = [name for name in actions if name not in ACTION_NAMES]
-        if unknown or not actions:
-            raise ValueError(
-                f"fixed action sequence needs names from: {', '.join(ACTION_NAMES)}; got {', '.join(actions) or 'none'}"
-            )
-        self.sequence = np.array([ACTION_NAMES.index(name) for name in actions])
+        self.sequence = np.array(action_indices(actions, "fixed action sequence"))
 
     def _actions(self, steps: np.ndarray) -> np.ndarray:
         return self._from_indices(self.sequence[steps % len(self.sequence)])
@@ -128,14 +133,9 @@ class RetryAwareAgent(BaselineAgent):
 
     def __init__(self, env: gym.Env | VecEnv, actions: Sequence[str], seed: int = 0) -> None:
         super().__init__(env, seed)
-        unknown = [name for name in actions if name not in ACTION_NAMES]
-        if unknown or not actions:
-            raise ValueError(
-                f"retry-aware priority order needs names from: {', '.join(ACTION_NAMES)}; got {', '.join(actions) or 'none'}"
-            )
+        self.priority = list(dict.fromkeys(action_indices(actions, "retry-aware priority order")))
         if not _env_attribute(env, "observe_verdicts"):
             raise ValueError("retry-aware reads each step's verdict: make the env with observe_verdicts=True")
-        self.priority = [ACTION_NAMES.index(name) for name in dict.fromkeys(actions)]
         self.last_action_only = _env_attribute(env, "observation_mode") == "last_action"
         self.max_steps = int(_env_attribute(env, "max_steps"))
 
