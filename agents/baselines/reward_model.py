@@ -6,7 +6,7 @@ above all: the embedded expert copies long instructions and returns nothing for 
 of ``P(rewarded | instruction, action)`` on cheap features is a baseline any learner reading the
 text should beat. The features (:data:`FEATURES`), each in [0, 1]:
 
-- ``words``: the number of words, / 200, at most 1;
+- ``words``: the number of words, / 200, at most 1 (the verdict observation's length);
 - ``depth``: the steps taken so far / the episode's length;
 - ``code``, ``table``, ``json``: whether the instruction carries a code block, a Markdown table,
   JSON;
@@ -34,9 +34,10 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv
 
 from teams_env.actions import ACTION_NAMES
+from teams_env.base_env import instruction_length
 from teams_env.replay.env import TeaMsInstructReplayEnv
 from teams_rl.agents.baselines.oracles import replay_env
-from teams_rl.agents.baselines.simple import RetryAwareAgent
+from teams_rl.agents.baselines.simple import BaselineAgent, VerdictReader
 from teams_rl.agents.baselines.text import (
     CV_FOLDS,
     L2_GRID,
@@ -55,7 +56,7 @@ def instruction_features(text: str, depth: float) -> np.ndarray:
     first = stripped.split(maxsplit=1)[0].lower() if stripped else ""
     return np.array(
         [
-            min(len(stripped.split()), 200) / 200,
+            instruction_length(stripped),
             depth,
             "```" in stripped or bool(re.search(r"^\s*(def |class |import |for |if .*:)", stripped, re.M)),
             bool(re.search(r"^\s*\|.*\|", stripped, re.M)),
@@ -147,24 +148,23 @@ def _shared_fit(pack_directory: str, content: str, max_steps: int, reward: str) 
     return fit_reward_model(teacher)
 
 
-class RewardModelAgent(RetryAwareAgent):
+class RewardModelAgent(BaselineAgent):
     """Greedy on the fitted reward model; with verdicts observed, it skips what failed (as
-    :class:`RetryAwareAgent` does, with the model's ranking as the priority order)."""
+    :class:`~teams_rl.agents.baselines.simple.RetryAwareAgent` does, with the model's ranking as
+    the priority order)."""
 
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0) -> None:
+        super().__init__(env, seed)
         self.env = env
         replay = replay_env(env, "reward-model")
+        self.max_steps = replay.max_steps
         self.model = _shared_fit(
             str(replay.pack.directory),
             str(replay.pack.manifest.get("content_sha256")),
             replay.max_steps,
             replay.reward_name,
         )
-        self.sees_verdicts = bool(replay.observe_verdicts)
-        if self.sees_verdicts:
-            super().__init__(env, ACTION_NAMES, seed)
-        else:  # the base class only, no verdicts to read
-            super(RetryAwareAgent, self).__init__(env, seed)
+        self.verdicts = VerdictReader.of(env)
 
     def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:
         texts = (
@@ -172,12 +172,11 @@ class RewardModelAgent(RetryAwareAgent):
             if isinstance(self.env, VecEnv)
             else [self.env.unwrapped.instruction]
         )
-        max_steps = int(replay_env(self.env, "reward-model").max_steps)
         chosen = []
         for text, step, observation in zip(texts, steps, observations):
             order = np.argsort(
-                -self.model.scores(instruction_features(text, step / max_steps)), kind="stable"
+                -self.model.scores(instruction_features(text, step / self.max_steps)), kind="stable"
             )
-            failed = self._failed(observation) if self.sees_verdicts else set()
+            failed = self.verdicts.failed(observation) if self.verdicts is not None else set()
             chosen.append(next((int(a) for a in order if int(a) not in failed), int(order[0])))
         return self._from_indices(np.array(chosen))

@@ -10,6 +10,7 @@ The step within the episode is carried in ``state`` (one counter per environment
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -122,25 +123,26 @@ def _env_attribute(env: gym.Env | VecEnv, name: str) -> Any:
     return getattr(env.unwrapped, name)
 
 
-class RetryAwareAgent(BaselineAgent):
-    """A fixed priority order of actions that never retries a failure: at each step, the first
-    action of ``actions`` that has not failed from the current instruction. After a failed rewrite
-    the env goes on from the instruction before it (``on_failure="revert"``) and the same
-    (instruction, action) gives the same rewrite, so a retry is a certain 0; an accepted rewrite is
-    a new instruction, from which every action may be tried again. It reads the verdicts from the
-    observation, so the env must observe them (``observe_verdicts=True``): the text observation
-    holds every step's, the last-action one only the last."""
+@dataclass(frozen=True)
+class VerdictReader:
+    """Reads from an observation with verdicts (``observe_verdicts=True``) the actions that failed
+    from the current instruction: the text observation holds every step's verdict, the last-action
+    one only the last."""
 
-    def __init__(self, env: gym.Env | VecEnv, actions: Sequence[str], seed: int = 0) -> None:
-        super().__init__(env, seed)
-        self.priority = list(dict.fromkeys(action_indices(actions, "retry-aware priority order")))
+    last_action_only: bool
+    max_steps: int
+
+    @classmethod
+    def of(cls, env: gym.Env | VecEnv) -> VerdictReader | None:
+        """The reader for ``env``'s observation, or None when it carries no verdicts."""
         if not _env_attribute(env, "observe_verdicts"):
-            raise ValueError("retry-aware reads each step's verdict: make the env with observe_verdicts=True")
-        self.last_action_only = _env_attribute(env, "observation_mode") == "last_action"
-        self.max_steps = int(_env_attribute(env, "max_steps"))
+            return None
+        return cls(
+            _env_attribute(env, "observation_mode") == "last_action", int(_env_attribute(env, "max_steps"))
+        )
 
-    def _failed(self, observation: np.ndarray) -> set[int]:
-        """The actions that failed from the current instruction (since the last accepted step)."""
+    def failed(self, observation: np.ndarray) -> set[int]:
+        """The actions that failed since the last accepted step (each a certain 0 if retried)."""
         width = len(ACTION_NAMES) + 1
         if self.last_action_only:
             rows = observation[None, :width]
@@ -155,9 +157,26 @@ class RetryAwareAgent(BaselineAgent):
             failed = set() if row[-1] > 0.5 else failed | {action}
         return failed
 
+
+class RetryAwareAgent(BaselineAgent):
+    """A fixed priority order of actions that never retries a failure: at each step, the first
+    action of ``actions`` that has not failed from the current instruction. After a failed rewrite
+    the env goes on from the instruction before it (``on_failure="revert"``) and the same
+    (instruction, action) gives the same rewrite, so a retry is a certain 0; an accepted rewrite is
+    a new instruction, from which every action may be tried again. It reads the verdicts from the
+    observation, so the env must observe them (:class:`VerdictReader`)."""
+
+    def __init__(self, env: gym.Env | VecEnv, actions: Sequence[str], seed: int = 0) -> None:
+        super().__init__(env, seed)
+        self.priority = list(dict.fromkeys(action_indices(actions, "retry-aware priority order")))
+        verdicts = VerdictReader.of(env)
+        if verdicts is None:
+            raise ValueError("retry-aware reads each step's verdict: make the env with observe_verdicts=True")
+        self.verdicts = verdicts
+
     def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:
         chosen = []
         for observation in observations:
-            failed = self._failed(observation)
+            failed = self.verdicts.failed(observation)
             chosen.append(next((a for a in self.priority if a not in failed), self.priority[0]))
         return self._from_indices(np.array(chosen))

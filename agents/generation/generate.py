@@ -441,9 +441,9 @@ def generate(
 
 
 def run(config: GenerateConfig) -> int:
-    kwargs = env_kwargs_for(config.policy, {**config.env_kwargs(), "action_type": config.action_type})
-    print(f"{dynamics_line(config.policy, kwargs)}, deterministic={config.deterministic}")
-    out = generate(config)
+    generator = Generator(config)  # checks the policy before anything loads
+    print(f"{dynamics_line(config.policy, generator.env_kwargs)}, deterministic={config.deterministic}")
+    out = generator.run()
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     print(f"{stats['kept']} items kept, {stats['rejected']} eliminated: {stats['rejected_by_rule']}")
     if stats["expert_queries_per_kept_item"] is not None:
