@@ -185,3 +185,35 @@ class DiversityConfig:
             raise ValueError(
                 f"subsample must be 0 or at least 2 and resamples at least 1, got {self.subsample} and {self.resamples}"
             )
+
+
+@dataclass
+class ExpertTrainConfig(SFTConfig):
+    """``teams-rl train-expert``: the specialist expert, a LoRA adapter trained on demonstrations of
+    the six rewrites and written as a llama.cpp GGUF adapter for the embedded base."""
+
+    data: str = option(
+        "bundled",
+        "demonstrations: bundled (the project's, read against the rubric) or a JSONL file with "
+        "action, instruction and rewrite per line",
+    )
+    base: str = option(
+        "embedded",
+        "base model: embedded (SmolLM2-135M-Instruct, the GGUF the adapter is applied to) or a local "
+        "transformers folder of a Llama-architecture model",
+    )
+    out: str = option("runs/expert", "output folder: checkpoints, adapter, expert-lora.gguf, log, loss curve")
+    method: str = option("lora", "lora (the only method llama.cpp can apply as an adapter)")
+    preset: str = option("expert", "hyperparameter preset (expert: measured for the specialist) or a YAML file")
+    lora_targets: str = option("all-linear", "modules that get adapters: all-linear or a comma-separated list")
+    save_steps: int = option(25, "save a checkpoint every this many steps; a rerun resumes from the last")
+    adapter_dtype: str = option("f16", "storage of the GGUF adapter: f16 (half the size) or f32")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.method != "lora":
+            raise ValueError(f"method must be lora (llama.cpp applies LoRA adapters), got '{self.method}'")
+        if self.save_steps < 1:
+            raise ValueError(f"save_steps must be at least 1, got {self.save_steps}")
+        if self.adapter_dtype not in ("f16", "f32"):
+            raise ValueError(f"adapter_dtype must be f16 or f32, got '{self.adapter_dtype}'")

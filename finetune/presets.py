@@ -34,7 +34,7 @@ def apply_preset(config: SFTConfig) -> SFTConfig:
     """``config`` with every unset hyperparameter filled from its preset, then the default preset."""
     given = {name: value for name, value in dataclasses.asdict(config).items() if value is not None}
     layered = {**preset_values(DEFAULT_PRESET), **preset_values(config.preset), **given}
-    resolved = build(SFTConfig, layered, f"preset '{config.preset}'")
+    resolved = build(type(config), layered, f"preset '{config.preset}'")
     missing = [name for name in preset_fields() if getattr(resolved, name) is None]
     if missing:
         raise ValueError(f"the default preset does not set {', '.join(missing)}")

@@ -223,6 +223,16 @@ def rewrite_conversation(action: RewriteAction, instruction: str) -> Conversatio
     return messages
 
 
+def specialist_conversation(action: RewriteAction, instruction: str) -> Conversation:
+    """The chat a specialist expert (trained on demonstrations, ``teams-rl train-expert``) answers:
+    the request alone. It needs neither demonstrations nor a prefilled reply, and writes the whole
+    new instruction."""
+    return [
+        {"role": "system", "content": REWRITER_SYSTEM},
+        {"role": "user", "content": _user_turn(action, instruction)},
+    ]
+
+
 def parse_rewrite_conversation(conversation: Conversation) -> tuple[RewriteAction, str] | None:
     """The action and instruction of a chat built by :func:`rewrite_conversation` (else None)."""
     history, _ = split_prefill(conversation)

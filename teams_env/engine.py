@@ -7,7 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from teams_env.actions import ACTIONS, clean_rewrite, first_data_block, rewrite_conversation
+from teams_env.actions import (
+    ACTIONS,
+    clean_rewrite,
+    first_data_block,
+    rewrite_conversation,
+    specialist_conversation,
+)
 from teams_env.llm.base import Completion, GenerationParams
 from teams_env.llm.service import LLMService
 from teams_env.reward.reviewer import EQUAL, Judgement, Reviewer
@@ -48,19 +54,30 @@ class RewriteEngine:
         self.reviewer = reviewer
         self.params = params
 
+    @property
+    def specialist(self) -> bool:
+        """The expert was trained for the rewrites: it gets the request alone and writes it all."""
+        return self.expert.backend.specialist
+
     def rewrite(self, requests: Sequence[tuple[str, int]]) -> list[Rewrite]:
         """Apply action ``a`` to instruction ``x`` for each ``(x, a)``, in one batched expert call."""
         # One batched call; each action has its own token limit and stops.
-        conversations = [rewrite_conversation(ACTIONS[a], instruction) for instruction, a in requests]
+        if self.specialist:
+            conversations = [specialist_conversation(ACTIONS[a], instruction) for instruction, a in requests]
+        else:
+            conversations = [rewrite_conversation(ACTIONS[a], instruction) for instruction, a in requests]
         answers = (
             self.expert.generate(conversations, [self.action_params(a) for _, a in requests])
             if requests
             else []
         )
-        completions = [
-            _with_prefix(conversation[-1]["content"], answer)
-            for conversation, answer in zip(conversations, answers)
-        ]
+        if self.specialist:
+            completions = list(answers)
+        else:
+            completions = [
+                _with_prefix(conversation[-1]["content"], answer)
+                for conversation, answer in zip(conversations, answers)
+            ]
         results = []
         for (before, action), completion in zip(requests, completions):
             text = clean_rewrite(completion.text)
@@ -77,7 +94,12 @@ class RewriteEngine:
         return results
 
     def action_params(self, action: int) -> GenerationParams:
-        """The expert's decoding for ``action``: its own token limit (capped by the env's) and stops."""
+        """The expert's decoding for ``action``: its own token limit (capped by the env's) and stops.
+        A specialist decodes as it was trained: greedy (unless the env samples), no repetition
+        penalty (a kept table repeats its separators), to its end of turn, within the env's limit
+        (it writes the whole instruction, not only an addition)."""
+        if self.specialist:
+            return replace(self.params, repetition_penalty=1.0)
         spec = ACTIONS[action]
         params = replace(
             self.params,

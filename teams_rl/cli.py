@@ -85,6 +85,20 @@ COMMANDS: tuple[Command, ...] = (
         on_interrupt=CACHED,
     ),
     Command(
+        "reading-export",
+        "Blind files of (instruction, action, rewrite) triples for readers, with the key kept apart.",
+        "teams_rl.reading:ReadingExportConfig",
+        "teams_rl.reading:run_export",
+        positional="items",
+    ),
+    Command(
+        "reading-merge",
+        "Merge readers' labels back: GOOD shares with intervals, agreement and Cohen's kappa.",
+        "teams_rl.reading:ReadingMergeConfig",
+        "teams_rl.reading:run_merge",
+        positional="folder",
+    ),
+    Command(
         "train",
         "Train the instructor policy with sb3-contrib TRPO (default) or another SB3 algorithm.",
         "teams_rl.agents.commands:TrainConfig",
@@ -138,6 +152,13 @@ COMMANDS: tuple[Command, ...] = (
         "Fine-tune a model on a generated dataset with TRL (full, LoRA or QLoRA).",
         "teams_rl.finetune.commands:SFTConfig",
         "teams_rl.finetune.sft:run",
+    ),
+    Command(
+        "train-expert",
+        "Train the specialist expert (a LoRA adapter for llama.cpp) on demonstrations of the six rewrites.",
+        "teams_rl.finetune.commands:ExpertTrainConfig",
+        "teams_rl.finetune.expert_training:run",
+        on_interrupt="interrupted; checkpoints are saved: the same command resumes from the last one",
     ),
     Command(
         "eval",

@@ -132,6 +132,11 @@ class LLMBackend(ABC):
     kind: ClassVar[str]
     """The backend's name in a spec string (``"llamacpp"``, ``"hf"``, ...)."""
 
+    specialist: ClassVar[bool] = False
+    """A model trained for the rewrites (``teams-rl train-expert``): as the expert it is asked with
+    the request alone (:func:`teams_env.actions.specialist_conversation`), not with demonstrations
+    and a prefilled reply."""
+
     @property
     @abstractmethod
     def model_id(self) -> str:

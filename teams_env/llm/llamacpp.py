@@ -11,6 +11,7 @@ There are twice as many slots as the batch size, so the expert's and the reviewe
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -33,7 +34,7 @@ from teams_env.llm.base import (
     per_request,
     split_prefill,
 )
-from teams_env.llm.identity import gguf_model_id
+from teams_env.llm.identity import file_fingerprint, gguf_model_id
 from teams_env.llm.llamacpp_build import extra_buffers_by_default
 from teams_env.llm.sampling import choose_token, log_softmax
 
@@ -51,6 +52,9 @@ can be reused by any later prompt that starts with the same tokens."""
 
 NO_EXTRA_BUFFERS_TAG = "noextrabufts"
 """Names, in the cache identity, answers computed with the weights in plain buffers."""
+
+SPECIALIST_ADAPTER = Path(__file__).parent.parent / "data" / "specialist_expert.gguf"
+"""The shipped specialist expert: a LoRA adapter of the embedded model (``teams-rl train-expert``)."""
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
@@ -81,6 +85,7 @@ class LlamaCppBackend(LLMBackend):
     """A GGUF chat model run by llama.cpp on the CPU (or GPU, with a CUDA build)."""
 
     kind = "llamacpp"
+    default_lora = ""
 
     def __init__(
         self,
@@ -92,6 +97,7 @@ class LlamaCppBackend(LLMBackend):
         n_gpu_layers: int = 0,
         deterministic: bool = True,
         extra_buffers: bool | None = None,
+        lora: str | None = None,
     ) -> None:
         """``deterministic`` (the default): a request's answer (text, log-probabilities, hidden
         states) does not depend on earlier requests or on what shared its batch. Two things made it
@@ -113,7 +119,12 @@ class LlamaCppBackend(LLMBackend):
 
         ``extra_buffers``: load the weights into llama.cpp's extra buffer types (repacked layouts).
         ``None`` (the default) decides by the build: off where it has AMX kernels, whose repacked
-        buffers segfault on the first decode (:mod:`teams_env.llm.llamacpp_build`), on elsewhere."""
+        buffers segfault on the first decode (:mod:`teams_env.llm.llamacpp_build`), on elsewhere.
+
+        ``lora``: a llama.cpp GGUF LoRA adapter file applied to the model, or ``bundled`` (the
+        specialist expert's, shipped); not set: the class's ``default_lora`` (none here). The
+        adapter's content is part of the model id, so answers cached without it, or with another
+        adapter, are never served for it."""
         import llama_cpp
         from llama_cpp import _internals
 
@@ -122,7 +133,14 @@ class LlamaCppBackend(LLMBackend):
             raise FileNotFoundError(f"model file not found: {path} (backend 'llamacpp')")
         self._llama_cpp = llama_cpp
         self._path = path
-        self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers)  # keys the cache by content
+        lora = self.default_lora if lora is None else lora
+        adapter = (SPECIALIST_ADAPTER if lora == "bundled" else Path(lora).expanduser()) if lora else None
+        if adapter is not None and not adapter.is_file():
+            raise FileNotFoundError(f"LoRA adapter file not found: {adapter} (backend '{self.kind}', option lora)")
+        # The cache is keyed by the content of the weights and of the adapter.
+        self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers) + (
+            f"+lora={adapter.name}@{file_fingerprint(adapter)}" if adapter else ""
+        )
         self.deterministic = deterministic
         self.max_batch = max_batch
         self.context_per_sequence = context_per_sequence
@@ -150,12 +168,27 @@ class LlamaCppBackend(LLMBackend):
         if deterministic:  # flash attention's decoding rows depended on the batch (see above)
             ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
+        self._adapter = self._apply_adapter(adapter) if adapter else None
         self._n_batch = ctx_params.n_batch
         self._n_vocab = self._model.n_vocab()
         self._slots = [_Slot(seq_id=i) for i in range(n_slots)]
         self._uses = 0
         self._stop_tokens = {t for t in (self._model.token_eos(), self._model.token_eot()) if t >= 0}
         self._formatter = self._make_formatter()
+
+    def _apply_adapter(self, adapter: Path):
+        llama_cpp = self._llama_cpp
+        loaded = llama_cpp.llama_adapter_lora_init(self._model.model, str(adapter).encode("utf-8"))
+        if not loaded:
+            raise ValueError(
+                f"{adapter}: not a llama.cpp LoRA adapter for {self._path.name} (wrong file, another "
+                "architecture or tensor shapes that do not fit)"
+            )
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(loaded)
+        scales = (ctypes.c_float * 1)(1.0)
+        if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales) != 0:
+            raise ValueError(f"{adapter}: llama.cpp could not apply this LoRA adapter")
+        return loaded
 
     @property
     def model_id(self) -> str:
@@ -475,3 +508,12 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+class SpecialistBackend(LlamaCppBackend):
+    """The specialist expert: the embedded model with a LoRA adapter trained on demonstrations of the
+    six rewrites (the shipped one unless ``lora`` names another), asked without demonstrations."""
+
+    kind = "specialist"
+    specialist = True
+    default_lora = "bundled"

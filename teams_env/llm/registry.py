@@ -2,6 +2,8 @@
 
     llamacpp                                  the embedded SmolLM2-135M-Instruct GGUF (the default)
     llamacpp:/models/wizardlm-13b.Q4_K_M.gguf any GGUF file
+    specialist                                the embedded model with the shipped specialist-expert adapter
+    specialist?lora=runs/expert/expert-lora.gguf   with an adapter of your own (teams-rl train-expert)
     hf                                        the embedded model through transformers (float32)
     hf:WizardLM/WizardLM-13B-V1.2?load_in_4bit=true
     openai:gpt-4o-mini                        OpenAI (key from $OPENAI_API_KEY)
@@ -87,6 +89,7 @@ class _Kind:
 
 _KINDS: dict[str, _Kind] = {
     "llamacpp": _Kind("teams_env.llm.llamacpp", "LlamaCppBackend", _embedded_gguf),
+    "specialist": _Kind("teams_env.llm.llamacpp", "SpecialistBackend", _embedded_gguf),
     "hf": _Kind("teams_env.llm.hf", "HFBackend", _embedded_hf),
     "openai": _Kind("teams_env.llm.openai", "OpenAIBackend", lambda: ""),
     "scripted": _Kind("teams_env.llm.scripted", "ScriptedBackend", None),

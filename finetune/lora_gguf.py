@@ -1,0 +1,99 @@
+"""A PEFT LoRA adapter of a Llama-architecture model (SmolLM2) as a llama.cpp GGUF adapter, so the
+specialist expert ships as a few MB that llama.cpp applies to the embedded GGUF base.
+
+llama.cpp's adapter format: ``general.type = adapter``, ``adapter.type = lora``,
+``adapter.lora.alpha``, and for each adapted weight ``<base tensor>.lora_a`` (numpy shape
+``(rank, in)``) and ``.lora_b`` (``(out, rank)``); llama.cpp scales ``B @ A`` by ``alpha / rank``,
+as PEFT does. Its converter stores the query and key weights of Llama models with their rows
+permuted (rotary halves interleaved): the rows of ``lora_b`` are permuted the same way, or the
+adapter would add its update to the wrong rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+GGUF_NAMES = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+}
+"""transformers module of a Llama decoder layer -> llama.cpp tensor name."""
+
+_PEFT_KEY = re.compile(r"(?:.*\.)?layers\.(\d+)\.(\w+\.\w+)\.lora_([AB])\.weight$")
+
+
+def permute_rows(weights: np.ndarray, n_head: int) -> np.ndarray:
+    """llama.cpp's row order for a query or key projection with ``n_head`` heads: each head's two
+    rotary halves interleaved."""
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def gguf_tensors(
+    state: dict[str, np.ndarray], *, n_head: int, n_head_kv: int
+) -> dict[str, np.ndarray]:
+    """llama.cpp adapter tensors from a PEFT adapter's state dict (numpy arrays)."""
+    tensors: dict[str, np.ndarray] = {}
+    for key, value in state.items():
+        match = _PEFT_KEY.fullmatch(key)
+        if match is None or match.group(2) not in GGUF_NAMES:
+            raise ValueError(
+                f"adapter tensor '{key}' is not a LoRA weight of a Llama attention or MLP projection; "
+                f"supported modules: {', '.join(GGUF_NAMES)}"
+            )
+        layer, module, side = match.groups()
+        if side == "B" and module == "self_attn.q_proj":
+            value = permute_rows(value, n_head)
+        elif side == "B" and module == "self_attn.k_proj":
+            value = permute_rows(value, n_head_kv)
+        tensors[f"blk.{layer}.{GGUF_NAMES[module]}.weight.lora_{side.lower()}"] = value
+    return tensors
+
+
+def write_gguf_adapter(adapter_dir: str | Path, base_config: dict, out: str | Path, *, dtype: str = "f16") -> Path:
+    """Write the PEFT adapter in ``adapter_dir`` (``adapter_config.json`` and
+    ``adapter_model.safetensors``) as a llama.cpp GGUF adapter at ``out``. ``base_config`` is the base
+    model's ``config.json`` (head counts for the query/key row order)."""
+    import gguf
+    from safetensors.numpy import load_file
+
+    folder = Path(adapter_dir)
+    config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    if config.get("use_rslora") or config.get("use_dora"):
+        raise ValueError(f"{folder}: rsLoRA and DoRA adapters have no llama.cpp equivalent; train plain LoRA")
+    if base_config.get("model_type") != "llama":
+        raise ValueError(
+            f"{folder}: only Llama-architecture bases convert (SmolLM2 is one), got '{base_config.get('model_type')}'"
+        )
+    n_head = int(base_config["num_attention_heads"])
+    n_head_kv = int(base_config.get("num_key_value_heads", n_head))
+    state = load_file(str(folder / "adapter_model.safetensors"))
+    tensors = gguf_tensors(state, n_head=n_head, n_head_kv=n_head_kv)
+    storage = np.float16 if dtype == "f16" else np.float32
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(target.name + ".partial")
+    writer = gguf.GGUFWriter(str(staging), "llama")
+    writer.add_type("adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(config["lora_alpha"]))
+    for name in sorted(tensors):
+        writer.add_tensor(name, np.ascontiguousarray(tensors[name], dtype=storage))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    staging.replace(target)
+    return target
