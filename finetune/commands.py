@@ -204,8 +204,12 @@ class ExpertTrainConfig(SFTConfig):
     )
     out: str = option("runs/expert", "output folder: checkpoints, adapter, expert-lora.gguf, log, loss curve")
     method: str = option("lora", "lora (the only method llama.cpp can apply as an adapter)")
-    preset: str = option("expert", "hyperparameter preset (expert: measured for the specialist) or a YAML file")
-    lora_targets: str = option("all-linear", "modules that get adapters: all-linear or a comma-separated list")
+    preset: str = option(
+        "expert", "hyperparameter preset (expert: measured for the specialist) or a YAML file"
+    )
+    lora_targets: str = option(
+        "all-linear", "modules that get adapters: all-linear or a comma-separated list"
+    )
     save_steps: int = option(25, "save a checkpoint every this many steps; a rerun resumes from the last")
     adapter_dtype: str = option("f16", "storage of the GGUF adapter: f16 (half the size) or f32")
 

@@ -54,14 +54,20 @@ def read_demonstrations(source: str) -> list[Demonstration]:
                 if not isinstance(row.get(key), str) or not row[key].strip():
                     raise ValueError(f"{where}: '{key}' must be a non-empty string")
             if row["action"] not in ACTION_NAMES:
-                raise ValueError(f"{where}: unknown action '{row['action']}'; one of {', '.join(ACTION_NAMES)}")
+                raise ValueError(
+                    f"{where}: unknown action '{row['action']}'; one of {', '.join(ACTION_NAMES)}"
+                )
             if row["rewrite"].strip() == row["instruction"].strip():
                 raise ValueError(f"{where}: the rewrite is a copy of the instruction")
             key = (row["action"], row["instruction"].strip())
             if key in seen:
-                raise ValueError(f"{where}: a second demonstration of '{row['action']}' on the same instruction")
+                raise ValueError(
+                    f"{where}: a second demonstration of '{row['action']}' on the same instruction"
+                )
             seen.add(key)
-            demonstrations.append(Demonstration(row["action"], row["instruction"].strip(), row["rewrite"].strip()))
+            demonstrations.append(
+                Demonstration(row["action"], row["instruction"].strip(), row["rewrite"].strip())
+            )
     if not demonstrations:
         raise ValueError(f"{path}: no demonstrations")
     return demonstrations

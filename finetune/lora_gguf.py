@@ -41,9 +41,7 @@ def permute_rows(weights: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
-def gguf_tensors(
-    state: dict[str, np.ndarray], *, n_head: int, n_head_kv: int
-) -> dict[str, np.ndarray]:
+def gguf_tensors(state: dict[str, np.ndarray], *, n_head: int, n_head_kv: int) -> dict[str, np.ndarray]:
     """llama.cpp adapter tensors from a PEFT adapter's state dict (numpy arrays)."""
     tensors: dict[str, np.ndarray] = {}
     for key, value in state.items():
@@ -62,7 +60,9 @@ def gguf_tensors(
     return tensors
 
 
-def write_gguf_adapter(adapter_dir: str | Path, base_config: dict, out: str | Path, *, dtype: str = "f16") -> Path:
+def write_gguf_adapter(
+    adapter_dir: str | Path, base_config: dict, out: str | Path, *, dtype: str = "f16"
+) -> Path:
     """Write the PEFT adapter in ``adapter_dir`` (``adapter_config.json`` and
     ``adapter_model.safetensors``) as a llama.cpp GGUF adapter at ``out``. ``base_config`` is the base
     model's ``config.json`` (head counts for the query/key row order)."""
@@ -97,3 +97,39 @@ def write_gguf_adapter(adapter_dir: str | Path, base_config: dict, out: str | Pa
     writer.close()
     staging.replace(target)
     return target
+
+
+def unpermute_rows(weights: np.ndarray, n_head: int) -> np.ndarray:
+    """The inverse of :func:`permute_rows`: transformers' row order of a query or key projection."""
+    return (
+        weights.reshape(n_head, weights.shape[0] // n_head // 2, 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def read_gguf_adapter(
+    path: str | Path, *, n_head: int, n_head_kv: int
+) -> tuple[dict[str, np.ndarray], float]:
+    """A llama.cpp GGUF adapter back as PEFT module weights (``layers.N.self_attn.q_proj.lora_A``
+    -> array, in transformers' row order) and its alpha: to load it into the transformers model it
+    was trained on and check that both compute the same."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(path))
+    alpha = float(reader.fields["adapter.lora.alpha"].contents())
+    module_of = {short: long for long, short in GGUF_NAMES.items()}
+    weights = {}
+    for tensor in reader.tensors:
+        match = re.fullmatch(r"blk\.(\d+)\.(\w+)\.weight\.lora_([ab])", tensor.name)
+        if match is None or match.group(2) not in module_of:
+            raise ValueError(f"{path}: tensor '{tensor.name}' is not a LoRA weight this reader knows")
+        layer, short, side = match.groups()
+        shape = tuple(int(d) for d in reversed(list(tensor.shape)))
+        value = np.asarray(tensor.data, dtype=np.float32).reshape(shape)
+        if side == "b" and short == "attn_q":
+            value = unpermute_rows(value, n_head)
+        elif side == "b" and short == "attn_k":
+            value = unpermute_rows(value, n_head_kv)
+        weights[f"layers.{layer}.{module_of[short]}.lora_{side.upper()}"] = value
+    return weights, alpha

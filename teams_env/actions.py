@@ -225,12 +225,10 @@ def rewrite_conversation(action: RewriteAction, instruction: str) -> Conversatio
 
 def specialist_conversation(action: RewriteAction, instruction: str) -> Conversation:
     """The chat a specialist expert (trained on demonstrations, ``teams-rl train-expert``) answers:
-    the request alone. It needs neither demonstrations nor a prefilled reply, and writes the whole
-    new instruction."""
-    return [
-        {"role": "system", "content": REWRITER_SYSTEM},
-        {"role": "user", "content": _user_turn(action, instruction)},
-    ]
+    the request alone. It needs no demonstrations, no prefilled reply and no system text (the
+    request names the action; on 2 cores a training step's time is proportional to its tokens),
+    and writes the whole new instruction."""
+    return [{"role": "user", "content": _user_turn(action, instruction)}]
 
 
 def parse_rewrite_conversation(conversation: Conversation) -> tuple[RewriteAction, str] | None:

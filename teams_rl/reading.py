@@ -6,7 +6,7 @@ then merge their labels back and report GOOD shares with intervals and Cohen's k
 triples are read once. The readers' files (``DIR/blind_N.jsonl``) hold id, action, instruction and
 rewrite only, shuffled with a seed; the key (``DIR/key.jsonl``) holds everything else.
 
-``teams-rl reading-merge DIR --labels A.jsonl B.jsonl``: label files have ``{"id", "label"}`` lines.
+``teams-rl reading-merge DIR --labels A.jsonl,B.jsonl``: label files have ``{"id", "label"}`` lines.
 The first file that labels an id gives its label; ids labelled in two files give the agreement and
 Cohen's kappa. Writes ``DIR/labelled.jsonl`` (every item with its label) and ``DIR/summary.json``.
 """
@@ -49,7 +49,9 @@ class ReadingMergeConfig:
 
     def validate(self) -> None:
         if not self.folder or not self.labels:
-            raise ValueError("a folder and --labels are required: teams-rl reading-merge DIR --labels A.jsonl")
+            raise ValueError(
+                "a folder and --labels are required: teams-rl reading-merge DIR --labels A.jsonl"
+            )
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -158,8 +160,15 @@ def merge_labels(folder: Path, label_files: list[Path], by: list[str]) -> dict[s
         good = labels.count("GOOD")
         low, high = wilson_interval(good, len(labels))
         table.append(
-            {**dict(zip(by, group)), "n": len(labels), "good": good, "good_share": good / len(labels),
-             "good_low": low, "good_high": high, **{label.lower(): labels.count(label) for label in LABELS}}
+            {
+                **dict(zip(by, group)),
+                "n": len(labels),
+                "good": good,
+                "good_share": good / len(labels),
+                "good_low": low,
+                "good_high": high,
+                **{label.lower(): labels.count(label) for label in LABELS},
+            }
         )
     summary = {
         "items": len(key),
@@ -179,12 +188,16 @@ def merge_labels(folder: Path, label_files: list[Path], by: list[str]) -> dict[s
 def run_export(config: ReadingExportConfig) -> int:
     items = _read_jsonl(Path(config.items).expanduser())
     paths = export_blind(items, Path(config.out).expanduser(), parts=config.parts, seed=config.seed)
-    print(f"wrote {len(paths)} blind file(s) for readers ({', '.join(str(p) for p in paths)}); keep key.jsonl from them")
+    print(
+        f"wrote {len(paths)} blind file(s) for readers ({', '.join(str(p) for p in paths)}); keep key.jsonl from them"
+    )
     return 0
 
 
 def run_merge(config: ReadingMergeConfig) -> int:
-    summary = merge_labels(Path(config.folder).expanduser(), [Path(p).expanduser() for p in config.labels], config.by)
+    summary = merge_labels(
+        Path(config.folder).expanduser(), [Path(p).expanduser() for p in config.labels], config.by
+    )
     if summary["kappa"] is not None:
         print(
             f"{summary['double_labelled']} double-labelled: agreement {summary['agreement']:.0%}, "
@@ -192,6 +205,8 @@ def run_merge(config: ReadingMergeConfig) -> int:
         )
     for row in summary["table"]:
         name = " ".join(str(row[field]) for field in config.by)
-        print(f"{name:40s} GOOD {row['good']:4d}/{row['n']:<4d} {row['good_share']:6.1%} "
-              f"[{row['good_low']:.0%}, {row['good_high']:.0%}]")
+        print(
+            f"{name:40s} GOOD {row['good']:4d}/{row['n']:<4d} {row['good_share']:6.1%} "
+            f"[{row['good_low']:.0%}, {row['good_high']:.0%}]"
+        )
     return 0

@@ -136,7 +136,9 @@ class LlamaCppBackend(LLMBackend):
         lora = self.default_lora if lora is None else lora
         adapter = (SPECIALIST_ADAPTER if lora == "bundled" else Path(lora).expanduser()) if lora else None
         if adapter is not None and not adapter.is_file():
-            raise FileNotFoundError(f"LoRA adapter file not found: {adapter} (backend '{self.kind}', option lora)")
+            raise FileNotFoundError(
+                f"LoRA adapter file not found: {adapter} (backend '{self.kind}', option lora)"
+            )
         # The cache is keyed by the content of the weights and of the adapter.
         self._model_id = gguf_model_id(path, n_gpu_layers=n_gpu_layers) + (
             f"+lora={adapter.name}@{file_fingerprint(adapter)}" if adapter else ""

@@ -1,0 +1,122 @@
+"""The specialist expert: its backend kind, adapter errors, its prompt, and (slow) that the shipped
+adapter in llama.cpp computes what the transformers model it came from computes."""
+
+from __future__ import annotations
+
+import pytest
+
+from teams_env.actions import ACTION_NAMES, ACTIONS, REWRITER_SYSTEM, specialist_conversation
+from teams_env.engine import RewriteEngine
+from teams_env.llm.base import GenerationParams
+from teams_env.llm.llamacpp import SPECIALIST_ADAPTER
+from teams_env.llm.registry import make_backend, parse_spec
+from teams_env.llm.scripted import ScriptedBackend
+from teams_env.llm.service import LLMService
+
+
+class RecordingSpecialist(ScriptedBackend):
+    """A scripted stand-in that is a specialist and remembers what it was asked."""
+
+    specialist = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list = []
+
+    def generate(self, conversations, params):
+        self.asked.extend(conversations)
+        return super().generate(conversations, params)
+
+
+def test_a_specialist_is_asked_the_request_alone_and_writes_the_whole_instruction() -> None:
+    backend = RecordingSpecialist()
+    engine = RewriteEngine(LLMService(backend, "expert"), None, GenerationParams(max_new_tokens=256))
+    index = ACTION_NAMES.index("add_constraints")
+    engine.rewrite([("Write a poem about the sea.", index)])
+    (asked,) = backend.asked
+    assert asked == specialist_conversation(ACTIONS[index], "Write a poem about the sea.")
+    assert [m["role"] for m in asked] == ["user"] and REWRITER_SYSTEM not in asked[0]["content"]
+    params = engine.action_params(index)
+    assert params.stop == () and params.max_new_tokens == 256 and params.repetition_penalty == 1.0
+
+
+def test_the_specialist_spec_is_its_own_kind() -> None:
+    assert parse_spec("specialist").kind == "specialist"
+    assert parse_spec("specialist?lora=runs/expert/expert-lora.gguf").options == {
+        "lora": "runs/expert/expert-lora.gguf"
+    }
+
+
+def test_a_missing_or_wrong_adapter_is_one_line_naming_it(tmp_path) -> None:
+    with pytest.raises(
+        FileNotFoundError, match=r"LoRA adapter file not found: .*nope.gguf \(backend 'specialist'"
+    ):
+        make_backend(f"specialist?lora={tmp_path / 'nope.gguf'}")
+    wrong = tmp_path / "wrong.gguf"
+    wrong.write_text("not an adapter\n")
+    with pytest.raises(ValueError, match=r"wrong.gguf: not a llama.cpp LoRA adapter"):
+        make_backend(f"specialist?lora={wrong}")
+
+
+def test_the_adapter_is_part_of_the_cache_identity() -> None:
+    plain = make_backend("llamacpp")
+    specialist = make_backend("specialist")
+    assert (
+        specialist.identity.startswith("specialist:")
+        and "+lora=specialist_expert.gguf@" in specialist.identity
+    )
+    assert plain.model_id in specialist.model_id and plain.model_id != specialist.model_id
+
+
+@pytest.mark.slow
+def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -> None:
+    """Greedy rewrites from llama.cpp (Q4_1 base + GGUF adapter), teacher-forced through the
+    transformers model with the PEFT adapter the GGUF was written from: the same next token at
+    at least 95% of the first 32 positions."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from teams_env.llm.embedded import embedded_hf_dir
+    from teams_rl.finetune.lora_gguf import read_gguf_adapter
+
+    backend = make_backend("specialist")
+    base = AutoModelForCausalLM.from_pretrained(embedded_hf_dir(), dtype=torch.float32)
+    config = base.config
+    weights, alpha = read_gguf_adapter(
+        SPECIALIST_ADAPTER, n_head=config.num_attention_heads, n_head_kv=config.num_key_value_heads
+    )
+    rank = next(iter(weights.values())).shape[0]
+    model = get_peft_model(
+        base, LoraConfig(r=rank, lora_alpha=alpha, target_modules="all-linear", lora_dropout=0.0)
+    )
+    state = {
+        f"base_model.model.model.{name}.weight": torch.from_numpy(value) for name, value in weights.items()
+    }
+    missing = set(state) - set(model.state_dict())
+    assert not missing, sorted(missing)[:3]
+    model.load_state_dict(state, strict=False)
+    model.eval()
+    instructions = [
+        "Explain why bread dough needs to rest.",
+        "Write a haiku about a train station.",
+        "Which month had the highest profit?\n\n| month | profit |\n|---|---|\n| May | 4 |\n| June | 7 |",
+        "How should I start an emergency fund?",
+    ]
+    agree = total = 0
+    for instruction, action in zip(instructions, ACTIONS[1:]):
+        conversation = specialist_conversation(action, instruction)
+        prompt = backend.tokenize_prompt(conversation)
+        (answer,) = backend.generate(
+            [conversation], GenerationParams(max_new_tokens=32, repetition_penalty=1.0)
+        )
+        written = backend.tokenize_prompt([*conversation, {"role": "assistant", "content": answer.text}])
+        tokens = written[len(prompt) :][:32]
+        assert tokens, "the specialist wrote nothing"
+        ids = torch.tensor([prompt + tokens])
+        with torch.no_grad():
+            logits = model(ids).logits[0]
+        predicted = logits[len(prompt) - 1 : len(prompt) - 1 + len(tokens)].argmax(-1).tolist()
+        agree += sum(p == t for p, t in zip(predicted, tokens))
+        total += len(tokens)
+    assert agree / total >= 0.95, f"{agree}/{total} greedy tokens agree"
