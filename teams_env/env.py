@@ -101,7 +101,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
     is ``None``.
 
     - ``expert`` / ``reviewer``: backend spec strings (see :mod:`teams_env.llm.registry`) or
-      :class:`~teams_env.llm.base.LLMBackend` objects; ``reviewer=None`` (default): the expert's.
+      :class:`~teams_env.llm.base.LLMBackend` objects; ``reviewer=None`` (default): the expert's
+      model (for a specialist expert, its base model without the adapter).
     - ``encoder``: ``"default"`` (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or
       ``"hashing[:dim]"``.
     - ``seeds``: ``"bundled"``, a JSON/JSONL path, ``"hf:NAME"``, or a list of instruction strings.
@@ -166,7 +167,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
         response_cache = open_cache(cache)
         expert_backend = shared_backend(expert) if isinstance(expert, str) else expert
         if reviewer is None:
-            reviewer_backend = expert_backend
+            # A specialist's adapter was trained to rewrite, not to judge: its base model judges.
+            reviewer_backend = shared_backend(expert_backend.base_spec) if expert_backend.specialist else expert_backend
         else:
             reviewer_backend = shared_backend(reviewer) if isinstance(reviewer, str) else reviewer
         self.encoder = shared_encoder(encoder) if isinstance(encoder, str) else encoder

@@ -24,7 +24,9 @@ class EnvConfig:
     expert: str = option(
         "llamacpp", "expert LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?base_url=URL, scripted"
     )
-    reviewer: str | None = option(None, "reviewer LLM backend (same forms); not set: the expert's")
+    reviewer: str | None = option(
+        None, "reviewer LLM backend (same forms); not set: the expert's model (a specialist's without its adapter)"
+    )
     encoder: str = option(
         "default",
         "sentence encoder: default (all-MiniLM-L6-v2, embedded), a sentence-transformers name, or hashing[:DIM]",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -140,6 +141,24 @@ def _pack_eval_section(evaluation: Mapping[str, Any]) -> str:
     )
 
 
+def _reading_line(folder: Path) -> str:
+    """The dataset's GOOD share where its items were read (``docs/reading-protocol.md``), else how to
+    read them: the reviewer's count is not the dataset's worth."""
+    summary_path = folder / "summary.json"
+    if not summary_path.is_file():
+        return (
+            "- Read blind: not yet. `teams-rl reading-export data/dataset.jsonl --out data/reading`, label the "
+            "blind files with the rubric, then `teams-rl reading-merge data/reading --labels ...` and rerun."
+        )
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    overall = next(row for row in summary["table"] if all(row[field] == "all" for field in summary["by"]))
+    kappa = f", Cohen's kappa {summary['kappa']:.2f}" if summary.get("kappa") is not None else ""
+    return (
+        f"- **Read blind: {overall['good_share']:.0%} GOOD** ({overall['good']} of {overall['n']} read; 95% "
+        f"interval {overall['good_low']:.0%}-{overall['good_high']:.0%}{kappa})."
+    )
+
+
 def write_report(
     out: Path,
     config: PipelineConfig,
@@ -193,7 +212,8 @@ def write_report(
             f"{f'{per_item:.2f}' if per_item else 'n/a'} (the paper: about 2.0).\n"
             f"- Split for fine-tuning: {sft.get('sft_train', 'n/a')} training items, {sft.get('sft_heldout', 'n/a')} "
             "held out (whole seeds).\n"
-            f"- Files: `data/dataset.jsonl`, `data/rejects.jsonl`, `data/README.md`."
+            f"- Files: `data/dataset.jsonl`, `data/rejects.jsonl`, `data/README.md`.\n"
+            + _reading_line(out / "data" / "reading")
         )
     query_rows: dict[str, Any] = {}
     if any(role != "total" for role in train.get("queries", {})):  # a pack run makes none

@@ -2,7 +2,8 @@
 then merge their labels back and report GOOD shares with intervals and Cohen's kappa.
 
 ``teams-rl reading-export ITEMS.jsonl --out DIR``: items are JSON lines with ``instruction``,
-``action`` and ``rewrite`` plus any fields to report by (expert, depth, verdict, ...). Identical
+``action`` and ``rewrite`` plus any fields to report by (expert, depth, verdict, ...), or the rows
+of a generated ``dataset.jsonl``. Identical
 triples are read once. The readers' files (``DIR/blind_N.jsonl``) hold id, action, instruction and
 rewrite only, shuffled with a seed; the key (``DIR/key.jsonl``) holds everything else.
 
@@ -29,7 +30,10 @@ KEY_FILE = "key.jsonl"
 
 @dataclass
 class ReadingExportConfig:
-    items: str = option("", "JSONL of items to read: instruction, action, rewrite and fields to report by")
+    items: str = option(
+        "",
+        "JSONL of items to read: instruction, action, rewrite and fields to report by; or a generated dataset.jsonl",
+    )
     out: str = option("", "output folder: blind_N.jsonl for readers, key.jsonl kept from them")
     parts: int = option(1, "blind files to split the distinct triples into (one per reader's sitting)")
     seed: int = option(0, "seed of the shuffle")
@@ -75,10 +79,22 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     staging.replace(path)
 
 
+def as_item(row: dict[str, Any]) -> dict[str, Any]:
+    """A row to read: an item as it is, or a generated dataset's row (``teams-rl generate``: its
+    ``instruction`` is the rewrite of ``previous_instruction``)."""
+    if "messages" in row and "previous_instruction" in row:
+        return {
+            **{k: v for k, v in row.items() if k not in ("messages", "output", "instruction", "input")},
+            "instruction": row["previous_instruction"],
+            "rewrite": row["instruction"],
+        }
+    return row
+
+
 def export_blind(items: list[dict[str, Any]], out: Path, *, parts: int = 1, seed: int = 0) -> list[Path]:
     """Blind files of the distinct (instruction, action, rewrite) triples of ``items`` and the key."""
     triples: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for number, item in enumerate(items, start=1):
+    for number, item in enumerate(map(as_item, items), start=1):
         for field in ("instruction", "action", "rewrite"):
             if not isinstance(item.get(field), str):
                 raise ValueError(f"item {number}: '{field}' must be a string")

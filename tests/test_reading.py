@@ -100,3 +100,48 @@ def test_a_label_outside_the_rubric_names_file_and_line(tmp_path: Path) -> None:
         from teams_rl.reading import merge_labels
 
         merge_labels(out, [bad], ["action"])
+
+
+def test_a_generated_dataset_is_read_as_rewrites_of_their_previous_instruction(tmp_path: Path) -> None:
+    row = {
+        "messages": [
+            {"role": "user", "content": "Explain tides and their causes."},
+            {"role": "assistant", "content": "..."},
+        ],
+        "instruction": "Explain tides and their causes.",
+        "previous_instruction": "Explain tides.",
+        "action": "deepening",
+        "output": "...",
+        "policy": "uniform",
+    }
+    dataset = tmp_path / "dataset.jsonl"
+    dataset.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "reading"
+    assert main(["reading-export", str(dataset), "--out", str(out)]) == 0
+    (blind,) = [json.loads(line) for line in (out / "blind_1.jsonl").read_text().splitlines()]
+    assert (blind["instruction"], blind["rewrite"], blind["action"]) == (
+        "Explain tides.",
+        "Explain tides and their causes.",
+        "deepening",
+    )
+
+
+def test_the_pipeline_report_shows_the_good_share_once_the_dataset_is_read(tmp_path: Path) -> None:
+    from teams_rl.pipeline_report import _reading_line
+
+    folder = tmp_path / "data" / "reading"
+    assert "Read blind: not yet" in _reading_line(folder)
+    items = tmp_path / "items.jsonl"
+    _items(items)
+    main(["reading-export", str(items), "--out", str(folder)])
+    blind = [json.loads(line) for line in (folder / "blind_1.jsonl").read_text().splitlines()]
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(
+            json.dumps({"id": row["id"], "label": "JUNK" if row["rewrite"] == "Bake bread." else "GOOD"})
+            + "\n"
+            for row in blind
+        )
+    )
+    main(["reading-merge", str(folder), "--labels", str(labels)])
+    assert "**Read blind: 75% GOOD** (3 of 4 read; 95% interval" in _reading_line(folder)

@@ -58,6 +58,7 @@ def test_the_shipped_pack_is_what_the_live_env_does():
         (str(seed_id), list(rng.integers(6, size=depth))) for seed_id in rng.choice(sorted(texts), 4)
     ]
     live = TeaMsInstructEnv(
+        expert=replay.unwrapped.pack.expert_spec,
         seeds=[texts[seed_id] for seed_id, _ in episodes],
         action_type="discrete",
         max_steps=depth,

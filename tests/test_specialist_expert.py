@@ -3,6 +3,8 @@ adapter in llama.cpp computes what the transformers model it came from computes.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from teams_env.actions import ACTION_NAMES, ACTIONS, REWRITER_SYSTEM, specialist_conversation
@@ -120,3 +122,28 @@ def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -
         agree += sum(p == t for p, t in zip(predicted, tokens))
         total += len(tokens)
     assert agree / total >= 0.95, f"{agree}/{total} greedy tokens agree"
+
+
+@pytest.mark.parametrize(
+    ("identity", "spec"),
+    [
+        ("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0?deterministic-blocks32-noflash", "llamacpp"),
+        (
+            "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=specialist_expert.gguf@4625eb868cb0c658",
+            "specialist",
+        ),
+        ("specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=mine.gguf@0123", None),
+        ("llamacpp:wizardlm-13b.Q4_K_M.gguf@0123", None),
+        ("openai:gpt-4o-mini", None),
+    ],
+)
+def test_a_pack_names_the_shipped_expert_it_was_recorded_with(identity, spec) -> None:
+    from teams_env.replay.pack import Pack
+
+    assert Pack(Path("p"), {"expert": identity}, {}).expert_spec == spec
+
+
+def test_the_shipped_pack_was_recorded_with_the_prompted_expert() -> None:
+    from teams_env.replay.pack import load_pack
+
+    assert load_pack("default").expert_spec == "llamacpp"

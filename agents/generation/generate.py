@@ -274,6 +274,7 @@ class Generator:
             "input": "",
             "seed_id": seed.id,
             "seed_instruction": seed.text,
+            "previous_instruction": info["previous_instruction"],
             "step": step,
             "action": info["action_name"],
             "reviewer_p_not_equal": info["p_not_equal"],

@@ -91,6 +91,8 @@ def live_env_kwargs(
     manifest = pack.manifest
     return {
         **config.env_kwargs(),
+        # The policy learned the MDP of the pack's expert: it drives that expert live.
+        "expert": pack.expert_spec or config.expert,
         **(overrides or {}),
         "action_type": action_type,
         "encoder": config.encoder if _encoder(config) else pack_encoder_spec(manifest),

@@ -519,3 +519,11 @@ class SpecialistBackend(LlamaCppBackend):
     kind = "specialist"
     specialist = True
     default_lora = "bundled"
+
+    @property
+    def base_spec(self) -> str:
+        """The spec of the same model without the adapter: the reviewer an env gives a specialist
+        expert when none is named (the review head reads the base model's hidden states)."""
+        from teams_env.llm.embedded import embedded_gguf_path
+
+        return "llamacpp" if self._path.resolve() == embedded_gguf_path().resolve() else f"llamacpp:{self._path}"

@@ -117,6 +117,23 @@ class Pack:
     def n_actions(self) -> int:
         return len(self.manifest["action_names"])
 
+    @property
+    def expert_spec(self) -> str | None:
+        """The backend spec of the expert the pack was recorded with, where it is one of the shipped
+        experts (the embedded model prompted, or the specialist with its shipped adapter): a policy
+        trained on the pack drives that expert live. ``None`` for any other expert."""
+        from teams_env.llm.embedded import EMBEDDED_GGUF_FILE
+
+        identity = str(self.manifest.get("expert", ""))
+        kind, _, model = identity.partition(":")
+        if not model.startswith(EMBEDDED_GGUF_FILE + "@"):
+            return None
+        if kind == "llamacpp" and "+lora=" not in model:
+            return "llamacpp"
+        if kind == "specialist" and "+lora=specialist_expert.gguf@" in model:
+            return "specialist"
+        return None
+
     def node(self, seed_id: str, path: Path_) -> Node:
         try:
             return self.nodes[(seed_id, tuple(path))]
