@@ -7,11 +7,11 @@ The bundled set was written for this project and read against the reading rubric
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from teams_env.actions import ACTION_NAMES, ACTIONS, specialist_conversation
+from teams_rl.finetune.records import read_records
 
 BUNDLED_DEMONSTRATIONS = Path(__file__).with_name("data") / "expert_demonstrations.jsonl"
 
@@ -39,35 +39,21 @@ def read_demonstrations(source: str) -> list[Demonstration]:
         raise FileNotFoundError(f"demonstrations file not found: {path}")
     demonstrations = []
     seen: set[tuple[str, str]] = set()
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected an object with action, instruction and rewrite")
-            for key in ("action", "instruction", "rewrite"):
-                if not isinstance(row.get(key), str) or not row[key].strip():
-                    raise ValueError(f"{where}: '{key}' must be a non-empty string")
-            if row["action"] not in ACTION_NAMES:
-                raise ValueError(
-                    f"{where}: unknown action '{row['action']}'; one of {', '.join(ACTION_NAMES)}"
-                )
-            if row["rewrite"].strip() == row["instruction"].strip():
-                raise ValueError(f"{where}: the rewrite is a copy of the instruction")
-            key = (row["action"], row["instruction"].strip())
-            if key in seen:
-                raise ValueError(
-                    f"{where}: a second demonstration of '{row['action']}' on the same instruction"
-                )
-            seen.add(key)
-            demonstrations.append(
-                Demonstration(row["action"], row["instruction"].strip(), row["rewrite"].strip())
-            )
+    for where, row in read_records(path):
+        for key in ("action", "instruction", "rewrite"):
+            if not isinstance(row.get(key), str) or not row[key].strip():
+                raise ValueError(f"{where}: '{key}' must be a non-empty string")
+        if row["action"] not in ACTION_NAMES:
+            raise ValueError(f"{where}: unknown action '{row['action']}'; one of {', '.join(ACTION_NAMES)}")
+        if row["rewrite"].strip() == row["instruction"].strip():
+            raise ValueError(f"{where}: the rewrite is a copy of the instruction")
+        key = (row["action"], row["instruction"].strip())
+        if key in seen:
+            raise ValueError(f"{where}: a second demonstration of '{row['action']}' on the same instruction")
+        seen.add(key)
+        demonstrations.append(
+            Demonstration(row["action"], row["instruction"].strip(), row["rewrite"].strip())
+        )
     if not demonstrations:
         raise ValueError(f"{path}: no demonstrations")
     return demonstrations

@@ -18,18 +18,10 @@ from typing import Any
 from teams_rl.finetune.commands import ExpertTrainConfig
 from teams_rl.finetune.demonstrations import Demonstration, read_demonstrations
 from teams_rl.finetune.device import resolve_device, resolve_precision
-from teams_rl.finetune.figures import save_line_plot
 from teams_rl.finetune.lora_gguf import write_gguf_adapter
 from teams_rl.finetune.models import load_causal_lm, load_tokenizer, resolve_model
 from teams_rl.finetune.presets import apply_preset
-from teams_rl.finetune.sft import (
-    ADAPTER_DIR,
-    LOSS_CURVE,
-    TRAINING_LOG,
-    lora_config,
-    summarize,
-    training_arguments,
-)
+from teams_rl.finetune.sft import ADAPTER_DIR, lora_config, summarize, training_arguments, write_training_log
 
 logger = logging.getLogger(__name__)
 
@@ -115,15 +107,9 @@ def run(config: ExpertTrainConfig) -> int:
         "summary": asdict(summary),
         "steps": steps,
     }
-    (out / TRAINING_LOG).write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
-    if steps:
-        save_line_plot(
-            out / LOSS_CURVE,
-            {"training loss": ([s["step"] for s in steps], [s["loss"] for s in steps])},
-            title=f"specialist expert on {config.base} (LoRA rank {config.lora_rank})",
-            xlabel="optimizer step",
-            ylabel="loss",
-        )
+    write_training_log(
+        out, log, steps, title=f"specialist expert on {config.base} (LoRA rank {config.lora_rank})"
+    )
     print(
         f"saved the specialist expert to {adapter} ({adapter.stat().st_size / 1e6:.1f} MB): loss "
         f"{summary.first_loss:.3f} -> {summary.final_loss:.3f} over {summary.steps} steps\n"

@@ -152,6 +152,19 @@ def summarize(trainer: SFTTrainer, rows: int) -> tuple[list[dict[str, float]], T
     return steps, summary
 
 
+def write_training_log(out: Path, log: dict[str, Any], steps: list[dict[str, float]], *, title: str) -> None:
+    """The run's log (options, summary, every step) and its loss curve."""
+    (out / TRAINING_LOG).write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
+    if steps:
+        save_line_plot(
+            out / LOSS_CURVE,
+            {"training loss": ([s["step"] for s in steps], [s["loss"] for s in steps])},
+            title=title,
+            xlabel="optimizer step",
+            ylabel="loss",
+        )
+
+
 def _merge_adapter(adapter_dir: Path, base_path: str, out: Path) -> None:
     """Reload the base unquantized in its stored dtype, apply the adapter, and save the merged
     model: one loadable folder for every method (a 4-bit base cannot take merged weights)."""
@@ -183,15 +196,7 @@ def save_outputs(
         "summary": asdict(summary),
         "steps": steps,
     }
-    (out / TRAINING_LOG).write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")
-    if steps:
-        save_line_plot(
-            out / LOSS_CURVE,
-            {"training loss": ([s["step"] for s in steps], [s["loss"] for s in steps])},
-            title=f"SFT of {config.base} ({config.method})",
-            xlabel="optimizer step",
-            ylabel="loss",
-        )
+    write_training_log(out, log, steps, title=f"SFT of {config.base} ({config.method})")
     write_model_card(out, config=config, base_path=base_path, precision=precision, summary=asdict(summary))
     return summary
 

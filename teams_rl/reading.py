@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from teams_env.options import option
+from teams_rl.finetune.records import read_records
 
 LABELS = ("GOOD", "SAME", "DRIFT", "ANSWER", "JUNK")
 BLIND_FIELDS = ("id", "action", "instruction", "rewrite")
@@ -59,18 +60,7 @@ class ReadingMergeConfig:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number}: expected a JSON object")
-        rows.append(row)
-    return rows
+    return [row for _, row in read_records(path)]
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -143,10 +133,10 @@ def read_labels(paths: list[Path]) -> list[dict[str, str]]:
     files = []
     for path in paths:
         labels: dict[str, str] = {}
-        for number, row in enumerate(_read_jsonl(path), start=1):
+        for where, row in read_records(path):
             label = str(row.get("label", "")).strip().upper()
             if label not in LABELS or "id" not in row:
-                raise ValueError(f"{path}:{number}: needs an id and a label, one of {', '.join(LABELS)}")
+                raise ValueError(f"{where}: needs an id and a label, one of {', '.join(LABELS)}")
             labels[str(row["id"])] = label
         files.append(labels)
     return files

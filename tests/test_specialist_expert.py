@@ -127,7 +127,10 @@ def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -
 @pytest.mark.parametrize(
     ("identity", "spec"),
     [
-        ("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0?deterministic-blocks32-noflash", "llamacpp"),
+        (
+            "llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0?deterministic-blocks32-noflash",
+            "llamacpp",
+        ),
         (
             "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=specialist_expert.gguf@4625eb868cb0c658",
             "specialist",
