@@ -177,7 +177,10 @@ class GenerateConfig(EnvConfig):
         0.95,
         "drop a rewrite whose embedding cosine similarity to a kept item or its seed reaches this (1: off)",
     )
-    responder: str = option("", "LLM backend that answers the kept instructions; empty: the expert's")
+    responder: str = option(
+        "",
+        "LLM backend that answers the kept instructions; empty: the expert's model (a specialist's without its adapter)",
+    )
     answer_max_new_tokens: int = option(320, "token limit of each answer")
     push_to_hub: str = option("", "also push the dataset to this Hugging Face Hub repo id (needs a network)")
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, Timer, markdown_table, write_result
+from benchmarks.common import RESULTS_DIR, Timer, command_line, markdown_table, write_result
 from teams_env.actions import ACTION_NAMES
 from teams_env.engine import RewriteEngine
 from teams_env.env_config import ENV_DEFAULTS
@@ -113,13 +114,17 @@ def good_table(labelled: Path) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--experts", default="prompted,specialist", help="which of: prompted, specialist")
+    parser.add_argument(
+        "--experts", default="prompted,specialist", help="which of: prompted, specialist; empty: report only"
+    )
     parser.add_argument("--specialist", default="specialist", help="the specialist's backend spec")
     parser.add_argument("--labels", default="", help="a reading folder with labelled.jsonl (reading-merge)")
     args = parser.parse_args()
     heldout = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines()]
     previous = RESULTS_DIR / f"{NAME}.json"
     payload: dict[str, Any] = json.loads(previous.read_text(encoding="utf-8")) if previous.is_file() else {}
+    for key in ("benchmark", "date", "command", "machine"):  # this run's, written below
+        payload.pop(key, None)
     kept = (
         [json.loads(line) for line in ITEMS.read_text(encoding="utf-8").splitlines()]
         if ITEMS.is_file()
@@ -129,6 +134,10 @@ def main() -> None:
     names = [name.strip() for name in args.experts.split(",") if name.strip()]
     specs = {**EXPERTS, "specialist": args.specialist}
     rows = [row for row in kept if row["expert"] not in names]
+    if names:  # which run wrote (and timed) which expert's rows
+        payload.setdefault("rewrite_runs", []).append(
+            {"command": command_line(), "date": time.strftime("%Y-%m-%d %H:%M:%S"), "experts": names}
+        )
     for name in names:
         new_rows, speed[name] = rewrite_with(name, specs[name], heldout)
         rows.extend(new_rows)
@@ -142,9 +151,13 @@ def main() -> None:
         speed_ratio_specialist_over_prompted=(
             speed["specialist"] / speed["prompted"] if {"specialist", "prompted"} <= speed.keys() else None
         ),
-        speed_note="both experts timed in this run"
-        if len(names) == 2
-        else f"timed in separate runs: {names}",
+        speed_note=payload.get("speed_note")
+        if not names
+        else (
+            "both experts timed in one run"
+            if len(names) == 2
+            else f"{', '.join(names)} timed in a separate run"
+        ),
         copies_and_empties=failures,
     )
     markdown = "## Copies plus empty replies at depth 1\n\n" + markdown_table(

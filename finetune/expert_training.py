@@ -111,8 +111,8 @@ def run(config: ExpertTrainConfig) -> int:
         out, log, steps, title=f"specialist expert on {config.base} (LoRA rank {config.lora_rank})"
     )
     print(
-        f"saved the specialist expert to {adapter} ({adapter.stat().st_size / 1e6:.1f} MB): loss "
-        f"{summary.first_loss:.3f} -> {summary.final_loss:.3f} over {summary.steps} steps\n"
+        f"saved the specialist expert to {adapter} ({adapter.stat().st_size / 1e6:.1f} MB): mean loss "
+        f"{summary.train_loss:.3f} over {summary.steps} steps\n"
         f'use it: --expert "specialist?lora={adapter}"'
     )
     return 0

@@ -16,7 +16,7 @@ from teams_env.env_config import ENV_DEFAULTS
 from teams_env.llm.accounting import QueryLedger
 from teams_env.llm.base import GenerationParams, LLMBackend
 from teams_env.llm.cache import open_cache
-from teams_env.llm.registry import shared_backend
+from teams_env.llm.registry import shared_backend, without_adapter
 from teams_env.llm.service import LLMService
 from teams_env.reward.elimination import leaked_phrase
 from teams_env.reward.formula import rewarded_in, step_reward
@@ -167,8 +167,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
         response_cache = open_cache(cache)
         expert_backend = shared_backend(expert) if isinstance(expert, str) else expert
         if reviewer is None:
-            # A specialist's adapter was trained to rewrite, not to judge: its base model judges.
-            reviewer_backend = shared_backend(expert_backend.base_spec) if expert_backend.specialist else expert_backend
+            reviewer_backend = without_adapter(expert_backend)
         else:
             reviewer_backend = shared_backend(reviewer) if isinstance(reviewer, str) else reviewer
         self.encoder = shared_encoder(encoder) if isinstance(encoder, str) else encoder

@@ -22,10 +22,14 @@ RANDOM_SEEDS = re.compile(r"\d+(\s*,\s*\d+)*")
 @dataclass
 class EnvConfig:
     expert: str = option(
-        "llamacpp", "expert LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?base_url=URL, scripted"
+        "specialist",
+        "expert LLM backend: specialist (the embedded model with the shipped rewrite adapter), llamacpp "
+        "(the embedded model prompted with demonstrations) or llamacpp:GGUF, hf[:MODEL], "
+        "openai:MODEL?base_url=URL, scripted",
     )
     reviewer: str | None = option(
-        None, "reviewer LLM backend (same forms); not set: the expert's model (a specialist's without its adapter)"
+        None,
+        "reviewer LLM backend (same forms); not set: the expert's model (a specialist's without its adapter)",
     )
     encoder: str = option(
         "default",

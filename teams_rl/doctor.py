@@ -193,15 +193,20 @@ ROLE_REWRITE = "How to cook brown rice on a stove, step by step, for four people
 
 
 def expert_answers() -> str:
+    """One rewrite by the env's default expert, asked the way the env asks it."""
+    from teams_env.actions import ACTION_NAMES
+    from teams_env.engine import RewriteEngine
+    from teams_env.env_config import ENV_DEFAULTS
     from teams_env.llm.base import GenerationParams
     from teams_env.llm.registry import make_backend
+    from teams_env.llm.service import LLMService
 
-    backend = make_backend("llamacpp")
-    request = [{"role": "user", "content": f"Make this instruction more specific: {ROLE_INSTRUCTION}"}]
-    answer = backend.generate([request], GenerationParams(max_new_tokens=16))[0]
-    if not answer.text.strip():
-        raise RuntimeError("the expert answered with empty text")
-    return f"{answer.completion_tokens} tokens: {answer.text.strip()[:60]!r}"
+    expert = LLMService(make_backend(ENV_DEFAULTS.expert), "expert")
+    engine = RewriteEngine(expert, None, GenerationParams(max_new_tokens=48))
+    rewrite = engine.rewrite([(ROLE_INSTRUCTION, ACTION_NAMES.index("concretizing"))])[0]
+    if rewrite.failure == "empty":
+        raise RuntimeError(f"the expert ({ENV_DEFAULTS.expert}) answered with empty text")
+    return f"{ENV_DEFAULTS.expert}: {rewrite.text.strip()[:60]!r}"
 
 
 def reviewer_judges() -> str:

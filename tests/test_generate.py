@@ -19,7 +19,7 @@ from teams_rl.agents.generation.generate import generate
 from teams_rl.agents.journal import Journal
 
 ROW_KEYS = {
-    "messages", "id", "instruction", "input", "output", "seed_id", "seed_instruction", "step", "action",
+    "messages", "id", "instruction", "input", "output", "seed_id", "seed_instruction", "previous_instruction", "step", "action",
     "reviewer_p_not_equal", "expert", "reviewer", "responder", "policy",
 }  # fmt: skip
 

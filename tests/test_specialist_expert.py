@@ -150,3 +150,14 @@ def test_the_shipped_pack_was_recorded_with_the_prompted_expert() -> None:
     from teams_env.replay.pack import load_pack
 
     assert load_pack("default").expert_spec == "llamacpp"
+
+
+def test_a_specialist_neither_judges_nor_answers_its_base_model_does() -> None:
+    from teams_env.env import TeaMsInstructEnv
+    from teams_env.llm.registry import shared_backend, without_adapter
+
+    assert without_adapter(shared_backend("specialist")) is shared_backend("llamacpp")
+    assert without_adapter(shared_backend("llamacpp")) is shared_backend("llamacpp")
+    env = TeaMsInstructEnv(expert="specialist", encoder="hashing", review_method="likelihood", cache=None)
+    assert env.engine.expert.backend.identity.startswith("specialist:")
+    assert env.engine.reviewer.service.backend is shared_backend("llamacpp")

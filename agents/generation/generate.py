@@ -40,7 +40,7 @@ from teams_env.engine import normalise
 from teams_env.llm.accounting import QueryLedger, RoleUsage
 from teams_env.llm.base import GenerationParams, LLMBackend
 from teams_env.llm.cache import open_cache
-from teams_env.llm.registry import shared_backend
+from teams_env.llm.registry import shared_backend, without_adapter
 from teams_env.llm.service import LLMService
 from teams_env.reward.elimination import Rule, answer_rule
 from teams_env.reward.reviewer import NOT_EQUAL
@@ -150,10 +150,10 @@ class Generator:
         self.env_kwargs = env_kwargs_for(config.policy, base)
         expert = self.env_kwargs["expert"]
         expert = shared_backend(expert) if isinstance(expert, str) else expert
-        reviewer = self.env_kwargs.get("reviewer") or expert
+        reviewer = self.env_kwargs.get("reviewer") or without_adapter(expert)
         reviewer = shared_backend(reviewer) if isinstance(reviewer, str) else reviewer
         if responder is None:
-            spec = config.responder or expert
+            spec = config.responder or without_adapter(expert)
             responder = shared_backend(spec) if isinstance(spec, str) else spec
         self.ledger = QueryLedger()
         self.responder = LLMService(responder, "responder", self.ledger, open_cache(self.env_kwargs["cache"]))

@@ -130,7 +130,7 @@ class LlamaCppBackend(LLMBackend):
 
         path = Path(model_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"model file not found: {path} (backend 'llamacpp')")
+            raise FileNotFoundError(f"model file not found: {path} (backend '{self.kind}')")
         self._llama_cpp = llama_cpp
         self._path = path
         lora = self.default_lora if lora is None else lora
@@ -526,4 +526,6 @@ class SpecialistBackend(LlamaCppBackend):
         expert when none is named (the review head reads the base model's hidden states)."""
         from teams_env.llm.embedded import embedded_gguf_path
 
-        return "llamacpp" if self._path.resolve() == embedded_gguf_path().resolve() else f"llamacpp:{self._path}"
+        return (
+            "llamacpp" if self._path.resolve() == embedded_gguf_path().resolve() else f"llamacpp:{self._path}"
+        )

@@ -129,3 +129,10 @@ def shared_backend(spec: str) -> LLMBackend:
         if key not in _shared:
             _shared[key] = make_backend(spec)
         return _shared[key]
+
+
+def without_adapter(backend: LLMBackend) -> LLMBackend:
+    """``backend``, or for a specialist expert its base model without the adapter: the reviewer and
+    the responder a specialist gets when none is named (its adapter was trained to rewrite, not to
+    judge or answer; the review head reads the base model's hidden states)."""
+    return shared_backend(backend.base_spec) if backend.specialist else backend  # type: ignore[attr-defined]
