@@ -112,6 +112,40 @@ def good_table(labelled: Path) -> list[dict[str, Any]]:
     ]
 
 
+def before_after(payload: dict[str, Any]) -> str:
+    """The headline table: GOOD at depth 1 and 2, copies plus empty replies on long and on data
+    instructions, per action, prompted beside specialist."""
+    good = {(r["expert"], r["depth"], r["action"]): f"{r['good']}/{r['n']}" for r in payload.get("good", [])}
+    failed = {
+        (r["expert"], r["kind"], r["action"]): f"{r['failed']}/{r['n']}"
+        for r in payload["copies_and_empties"]
+    }
+    rows = []
+    for action in [*ACTION_NAMES, "all"]:
+        cells = [action]
+        for table, keys in ((good, (1, 2)), (failed, ("long", "data"))):
+            for key in keys:
+                cells += [
+                    table.get(("prompted", key, action), "-"),
+                    table.get(("specialist", key, action), "-"),
+                ]
+        rows.append(cells)
+    return markdown_table(
+        [
+            "action",
+            "GOOD depth 1: prompted",
+            "specialist",
+            "GOOD depth 2: prompted",
+            "specialist",
+            "copies+empty, 40+ words: prompted",
+            "specialist",
+            "copies+empty, with data: prompted",
+            "specialist",
+        ],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -190,7 +224,12 @@ def main() -> None:
             + markdown
         )
     speed_line = ", ".join(f"{k} {v:.2f}" for k, v in speed.items())
-    markdown = f"Rewrites per second (depth-1 batch): {speed_line}\n\n" + markdown
+    markdown = (
+        f"Rewrites per second (depth-1 batch; {payload['speed_note']}): {speed_line}\n\n"
+        + before_after(payload)
+        + "\n\n"
+        + markdown
+    )
     print(markdown)
     write_result(NAME, payload, markdown)
 
