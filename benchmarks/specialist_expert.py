@@ -73,6 +73,10 @@ def _row(
     }
 
 
+def _identity(row: dict[str, Any]) -> tuple:
+    return (row["expert"], row["depth"], row["instruction"], row["action"], row["rewrite"])
+
+
 def failure_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies plus empty replies per expert and action, at depth 1, on long and on data instructions."""
     counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
@@ -88,13 +92,24 @@ def failure_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def good_table(labelled: Path) -> list[dict[str, Any]]:
-    """GOOD share per expert, depth and action from merged reading labels."""
+def good_table(folders: list[Path], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GOOD share per expert, depth and action: each of this run's rows with its label from the
+    reading folders (``reading-merge`` output), matched on expert, depth, instruction, action and
+    rewrite, so labels of another run's rewrites never count. Every row must have one."""
+    labels = {}
+    for folder in folders:
+        for line in (folder / "labelled.jsonl").read_text(encoding="utf-8").splitlines():
+            item = json.loads(line)
+            labels[_identity(item)] = item["label"]
+    unread = [row for row in rows if _identity(row) not in labels]
+    if unread:
+        raise SystemExit(
+            f"{len(unread)} rewrites have no label in {', '.join(map(str, folders))}; read them first"
+        )
     counts: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
-    for line in labelled.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in rows:
         for action in (row["action"], "all"):
-            counts[(row["expert"], row["depth"], action)][0] += row["label"] == "GOOD"
+            counts[(row["expert"], row["depth"], action)][0] += labels[_identity(row)] == "GOOD"
             counts[(row["expert"], row["depth"], action)][1] += 1
     from teams_rl.reading import wilson_interval
 
@@ -152,7 +167,9 @@ def main() -> None:
         "--experts", default="prompted,specialist", help="which of: prompted, specialist; empty: report only"
     )
     parser.add_argument("--specialist", default="specialist", help="the specialist's backend spec")
-    parser.add_argument("--labels", default="", help="a reading folder with labelled.jsonl (reading-merge)")
+    parser.add_argument(
+        "--labels", default="", help="reading folders with labelled.jsonl (reading-merge), comma-separated"
+    )
     args = parser.parse_args()
     heldout = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines()]
     previous = RESULTS_DIR / f"{NAME}.json"
@@ -202,9 +219,13 @@ def main() -> None:
         ],
     )
     if args.labels:
-        payload["good"] = good_table(Path(args.labels) / "labelled.jsonl")
-        payload["reading"] = json.loads((Path(args.labels) / "summary.json").read_text(encoding="utf-8"))
-        payload["reading"].pop("table", None)
+        folders = [Path(folder) for folder in args.labels.split(",")]
+        payload["good"] = good_table(folders, rows)
+        payload["reading"] = {}
+        for folder in folders:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+            summary.pop("table", None)
+            payload["reading"][str(folder)] = summary
         markdown = (
             "## GOOD share, read blind\n\n"
             + markdown_table(
