@@ -93,7 +93,8 @@ def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -
         base, LoraConfig(r=rank, lora_alpha=alpha, target_modules="all-linear", lora_dropout=0.0)
     )
     state = {
-        f"base_model.model.model.{name}.default.weight": torch.from_numpy(value) for name, value in weights.items()
+        f"base_model.model.model.{name}.default.weight": torch.from_numpy(value)
+        for name, value in weights.items()
     }
     missing = set(state) - set(model.state_dict())
     assert not missing, sorted(missing)[:3]
