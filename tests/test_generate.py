@@ -305,7 +305,9 @@ def test_end_to_end_on_the_embedded_model(tmp_path):
         assert set(row) == ROW_KEYS
         assert row["output"].strip() and row["instruction"].strip() != row["seed_instruction"].strip()
         # The default expert is the specialist; its base model (no adapter) judges and answers.
-        assert row["expert"].startswith("specialist:SmolLM2-135M-Instruct.Q4_1.gguf@")  # name and content hash
+        assert row["expert"].startswith(
+            "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@"
+        )  # name and content hash
         assert "+lora=specialist_expert.gguf@" in row["expert"]
         assert row["reviewer"] == row["responder"]
         assert row["reviewer"].startswith("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@")
