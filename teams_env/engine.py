@@ -62,22 +62,19 @@ class RewriteEngine:
     def rewrite(self, requests: Sequence[tuple[str, int]]) -> list[Rewrite]:
         """Apply action ``a`` to instruction ``x`` for each ``(x, a)``, in one batched expert call."""
         # One batched call; each action has its own token limit and stops.
-        if self.specialist:
-            conversations = [specialist_conversation(ACTIONS[a], instruction) for instruction, a in requests]
-        else:
-            conversations = [rewrite_conversation(ACTIONS[a], instruction) for instruction, a in requests]
+        conversation = specialist_conversation if self.specialist else rewrite_conversation
+        conversations = [conversation(ACTIONS[a], instruction) for instruction, a in requests]
         answers = (
             self.expert.generate(conversations, [self.action_params(a) for _, a in requests])
             if requests
             else []
         )
-        if self.specialist:
-            completions = list(answers)
-        else:
-            completions = [
-                _with_prefix(conversation[-1]["content"], answer)
-                for conversation, answer in zip(conversations, answers)
-            ]
+        # A specialist's reply is the whole rewrite; a prompted expert's continues a prefilled start.
+        completions = (
+            list(answers)
+            if self.specialist
+            else [_with_prefix(c[-1]["content"], answer) for c, answer in zip(conversations, answers)]
+        )
         results = []
         for (before, action), completion in zip(requests, completions):
             text = clean_rewrite(completion.text)

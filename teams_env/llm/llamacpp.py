@@ -170,7 +170,8 @@ class LlamaCppBackend(LLMBackend):
         if deterministic:  # flash attention's decoding rows depended on the batch (see above)
             ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = _internals.LlamaContext(model=self._model, params=ctx_params, verbose=False)
-        self._adapter = self._apply_adapter(adapter) if adapter else None
+        if adapter:
+            self._apply_adapter(adapter)
         self._n_batch = ctx_params.n_batch
         self._n_vocab = self._model.n_vocab()
         self._slots = [_Slot(seq_id=i) for i in range(n_slots)]
@@ -178,7 +179,8 @@ class LlamaCppBackend(LLMBackend):
         self._stop_tokens = {t for t in (self._model.token_eos(), self._model.token_eot()) if t >= 0}
         self._formatter = self._make_formatter()
 
-    def _apply_adapter(self, adapter: Path):
+    def _apply_adapter(self, adapter: Path) -> None:
+        """Load the adapter and apply it to the context (llama.cpp frees it with the model)."""
         llama_cpp = self._llama_cpp
         loaded = llama_cpp.llama_adapter_lora_init(self._model.model, str(adapter).encode("utf-8"))
         if not loaded:
@@ -190,7 +192,6 @@ class LlamaCppBackend(LLMBackend):
         scales = (ctypes.c_float * 1)(1.0)
         if llama_cpp.llama_set_adapters_lora(self._ctx.ctx, adapters, 1, scales) != 0:
             raise ValueError(f"{adapter}: llama.cpp could not apply this LoRA adapter")
-        return loaded
 
     @property
     def model_id(self) -> str:
