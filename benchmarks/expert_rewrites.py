@@ -51,7 +51,7 @@ def judge_rows(rows: list[dict], engine: RewriteEngine) -> list[dict]:
     ]
     return [
         {**row, "valid": j.valid, "invalid_reason": j.invalid_reason, "not_equal": j.not_equal}
-        for row, j in zip(rows, engine.judge(pairs))
+        for row, j in zip(rows, engine.judge(pairs, [ACTION_NAMES.index(row["action"]) for row in rows]))
     ]
 
 

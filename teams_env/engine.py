@@ -112,9 +112,9 @@ class RewriteEngine:
             repetition_penalty=spec.repetition_penalty,
         )
 
-    def judge(self, pairs: Sequence[tuple[str, Rewrite]]) -> list[Judgement]:
-        """The reviewer's verdict on each (before, rewrite); failed rewrites are Equal and invalid
-        without a query."""
+    def judge(self, pairs: Sequence[tuple[str, Rewrite]], actions: Sequence[int]) -> list[Judgement]:
+        """The reviewer's verdict on each (before, rewrite) of ``actions``; failed rewrites are
+        Equal and invalid without a query."""
         asked = [i for i, (_, rewrite) in enumerate(pairs) if rewrite.failure is None]
         verdicts = dict(
             zip(
@@ -122,6 +122,7 @@ class RewriteEngine:
                 self.reviewer.judge(
                     [(pairs[i][0], pairs[i][1].text) for i in asked],
                     cut_off=[pairs[i][1].cut_off for i in asked],
+                    actions=[actions[i] for i in asked],
                 ),
             )
         )

@@ -90,7 +90,9 @@ class TeaMsInstructEnv(InstructionEnvCore):
 
     ``previous_instruction``, ``instruction`` (the rewrite), ``state_instruction`` (what the next
     step rewrites), ``action``, ``action_name``, ``verdict``,
-    ``p_not_equal``, ``review_method``, ``valid``, ``invalid_reason``, ``p_valid``, ``leaked_phrase``, ``rewrite_failure``, ``rewrite_cut_off``,
+    ``p_not_equal``, ``review_method``, ``valid``, ``invalid_reason``, ``p_valid``, ``p_good`` and
+    ``good`` (the GOOD head's probability and call, None without one), ``leaked_phrase``,
+    ``rewrite_failure``, ``rewrite_cut_off``,
     ``seed_id``, ``step`` and ``queries`` (expert and reviewer requests made so far this episode,
     whether a model or the cache answered them; ``env.unwrapped.ledger`` tells the two apart).
 
@@ -225,7 +227,7 @@ class TeaMsInstructEnv(InstructionEnvCore):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         plan = self.plan_step(action)
         rewrite = self.engine.rewrite([(plan.before, plan.action)])[0]
-        judgement = self.engine.judge([(plan.before, rewrite)])[0]
+        judgement = self.engine.judge([(plan.before, rewrite)], [plan.action])[0]
         return self.finish_step(plan, rewrite, judgement)
 
     # -- the two halves of a step (the vector env batches the model calls between them) ---
@@ -260,6 +262,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
             "valid": judgement.valid,
             "invalid_reason": judgement.invalid_reason,
             "p_valid": judgement.p_valid,
+            "p_good": judgement.p_good,
+            "good": judgement.good,
             "leaked_phrase": leak,
             "rewrite_failure": rewrite.failure,
             "rewrite_cut_off": rewrite.cut_off,

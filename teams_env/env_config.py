@@ -52,7 +52,9 @@ class EnvConfig:
         "reviewer: auto (trained head if it fits the reviewer model, else likelihood, else generated "
         "verdict), head, likelihood, generate, embedding",
     )
-    reviewer_head: str = option("bundled", "review head file (teams-rl train-reviewer), or bundled")
+    reviewer_head: str = option(
+        "bundled", "review head: bundled, an earlier shipped head (pairs-v1), or a file from teams-rl train-reviewer"
+    )
     reviewer_threshold: float | str = option(
         "auto", "P(Not Equal) from which a rewrite is rewarded, or auto (calibrated)"
     )

@@ -37,7 +37,10 @@ class TeaMsInstructVecEnv(DummyVecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         plans = [env.plan_step(action) for env, action in zip(self.envs, self.actions)]
         rewrites = self.engine.rewrite([(plan.before, plan.action) for plan in plans])
-        judgements = self.engine.judge([(plan.before, rewrite) for plan, rewrite in zip(plans, rewrites)])
+        judgements = self.engine.judge(
+            [(plan.before, rewrite) for plan, rewrite in zip(plans, rewrites)],
+            [plan.action for plan in plans],
+        )
         self.envs[0].encoder.encode([rewrite.text for rewrite in rewrites])  # the observations hit this
         for index, env in enumerate(self.envs):
             obs, reward, terminated, truncated, info = env.finish_step(

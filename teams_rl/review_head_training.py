@@ -6,11 +6,25 @@ threshold of best balanced accuracy out of fold. The environment only reads head
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from teams_env.reward.review_head import HIDDEN, LogisticHead, ReviewHead, prompt_fingerprint, sigmoid
+from teams_env.reward.review_head import (
+    HIDDEN,
+    LogisticHead,
+    ReviewHead,
+    action_columns,
+    prompt_fingerprint,
+    sigmoid,
+)
 from teams_env.roc import roc_auc
+
+GOOD_FEATURES = ("action",)
+"""The GOOD head's action block by default (chosen by cross-validation on the labelled rewrites:
+benchmarks/results/reward_reading.md)."""
+GOOD_DEFAULTS = {"components": 8, "l2": 10.0}
+"""The GOOD head's fitting defaults (``teams-rl train-reviewer --good-*``), chosen the same way."""
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float, iterations: int = 50) -> np.ndarray:
@@ -42,6 +56,26 @@ def balanced_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
         return 0.5 * ((scores[positives] >= t).mean() + (scores[negatives] < t).mean())
 
     return float(max(candidates, key=balanced))
+
+
+def precision_threshold(scores: np.ndarray, labels: np.ndarray, precision: float) -> tuple[float, bool]:
+    """(threshold, reached): the lowest threshold (most recall) whose calls reach ``precision``;
+    where none does, the one of best F0.5 (precision weighed twice as much as recall)."""
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, hits = scores[order], labels[order].astype(float)
+    true_positives = np.cumsum(hits)
+    called = np.arange(1, len(hits) + 1)
+    # Only cut between distinct scores: a threshold calls every row of its score alike.
+    last_of_score = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+    precisions = np.where(last_of_score, true_positives / called, -1.0)
+    reached = np.flatnonzero(precisions >= precision)
+    if len(reached):
+        return float(sorted_scores[reached[-1]]), True
+    recalls = true_positives / max(hits.sum(), 1.0)
+    f_half = np.where(
+        last_of_score, 1.25 * precisions * recalls / np.maximum(0.25 * precisions + recalls, 1e-12), -1.0
+    )
+    return float(sorted_scores[int(np.argmax(f_half))]), False
 
 
 def _fit_head(
@@ -139,3 +173,72 @@ def _on_features(head: LogisticHead, basis: np.ndarray) -> LogisticHead:
     """A head fitted on ``standardised @ basis`` as weights on the standardised features."""
     weights = np.asarray(head.weights)
     return LogisticHead(tuple(float(w) for w in (*(basis @ weights[:-1]), weights[-1])), head.threshold)
+
+
+def fit_good_head(
+    head: ReviewHead,
+    standardised: np.ndarray,
+    actions: np.ndarray,
+    good: np.ndarray,
+    groups: np.ndarray,
+    *,
+    good_features: Sequence[str],
+    l2: float,
+    folds: int,
+    components: int,
+    extra_weight: float,
+    precision: float,
+) -> ReviewHead:
+    """``head`` with a GOOD head fitted on labelled rewrites: ``standardised`` features (by
+    ``head``), each row's action and whether readers called it GOOD. Rows of one group (a seed)
+    share a fold; the threshold is the lowest whose out-of-fold precision reaches ``precision``
+    (:func:`precision_threshold`). The hidden state is reduced to ``components`` principal
+    directions while fitting, the encoder features and the action block scaled by ``extra_weight``."""
+    hidden = head.hidden_size
+    block = action_columns(actions, standardised[:, hidden:], head.encoder_feature_names, good_features)
+    design = np.hstack([standardised, block])
+    unique = np.unique(groups)
+    fold_of_group = {g: i % folds for i, g in enumerate(unique)}
+    fold = np.array([fold_of_group[g] for g in groups])
+
+    def basis_of(rows: np.ndarray) -> np.ndarray:
+        if components and components < hidden:
+            centred = standardised[rows, :hidden] - standardised[rows, :hidden].mean(axis=0)
+            hidden_basis = np.linalg.svd(centred, full_matrices=False)[2][:components].T
+        else:
+            hidden_basis = np.eye(hidden)
+        rest = design.shape[1] - hidden
+        basis = np.zeros((design.shape[1], hidden_basis.shape[1] + rest))
+        basis[:hidden, : hidden_basis.shape[1]] = hidden_basis
+        basis[hidden:, hidden_basis.shape[1] :] = np.eye(rest) * extra_weight
+        return basis
+
+    held_out = np.zeros(len(good))
+    for k in range(folds):
+        train = fold != k
+        basis = basis_of(train)
+        weights = fit_logistic(design[train] @ basis, good[train], l2)
+        held_out[~train] = LogisticHead(tuple(weights), 0.5).probability(design[~train] @ basis)
+    threshold, reached = precision_threshold(held_out, good, precision)
+    basis = basis_of(np.ones(len(good), dtype=bool))
+    fitted = _on_features(LogisticHead(tuple(fit_logistic(design @ basis, good, l2)), threshold), basis)
+    called = held_out >= threshold
+    positives, negatives = held_out[good.astype(bool)], held_out[~good.astype(bool)]
+    report = {
+        "cv_auc": roc_auc(positives, negatives),
+        "cv_precision": float(good[called].mean()) if called.any() else None,
+        "cv_recall": float(called[good.astype(bool)].mean()) if good.any() else None,
+        "precision_target": precision,
+        "precision_reached": reached,
+        "rows": len(good),
+        "positives": int(good.sum()),
+        "l2": l2,
+        "components": components,
+        "extra_weight": extra_weight,
+    }
+    return replace(
+        head,
+        good=fitted,
+        good_features=tuple(good_features),
+        training={**head.training, "good": report},
+    )

@@ -8,7 +8,7 @@ import json
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from tqdm import tqdm
 
 from teams_env.env_config import env_option
 from teams_env.options import option
+from teams_env.reward.review_head import ENCODER_FEATURES
+from teams_rl.review_head_training import GOOD_DEFAULTS
 
 BATCH = 16
 
@@ -77,18 +79,38 @@ class TrainReviewerConfig(ReviewerOptions):
     folds: int = option(5, "cross-validation folds (grouped by base instruction) that set the thresholds")
     features: str = option(
         "default",
-        "sentence-encoder features beside the hidden state: default (all of them), none, or names "
-        "joined by commas (distance, length_ratio, has_data, data_fit, data_fit_sq, data_echo)",
+        "sentence-encoder and word-count features beside the hidden state: default (all of them), none, "
+        f"or names joined by commas ({', '.join(ENCODER_FEATURES)})",
     )
     encoder: str = env_option("encoder", "sentence encoder of the features")
     feature_weight: float = option(
         5.0, "scale of the standardised encoder features while fitting (against 576 hidden dimensions)"
     )
     components: int = option(0, "fit on this many principal components of the hidden state (0: all of it)")
+    good_labels: list[str] = option(
+        [],
+        "labelled rewrites (reading-merge's labelled.jsonl files): fit a GOOD head on their train split "
+        "(rows with split=train, or every row without a split); the head then decides the reward",
+    )
+    good_precision: float = option(
+        0.85, "the GOOD head's threshold: the lowest whose cross-validated precision reaches this"
+    )
+    good_components: int = option(
+        GOOD_DEFAULTS["components"], "principal components of the hidden state the GOOD head is fitted on"
+    )
+    good_l2: float = option(GOOD_DEFAULTS["l2"], "L2 penalty of the GOOD head")
+    rules: str = option(
+        "default",
+        "exact rules the judge applies before its heads: default (all: filler_steps, missing_input), "
+        "none, or names joined by commas",
+    )
     out: str = option("review_head.json", "where to write the head (JSON)")
 
     def validate(self) -> None:
         _splits(self.split)
+        if not 0.0 < self.good_precision < 1.0:
+            raise ValueError(f"good_precision must be in (0, 1), got {self.good_precision}")
+        self.rule_names()
         if self.l2 <= 0 or self.folds < 2:
             raise ValueError("l2 must be positive and folds at least 2")
         if self.feature_weight <= 0 or self.components < 0:
@@ -108,6 +130,20 @@ class TrainReviewerConfig(ReviewerOptions):
             raise ValueError(
                 f"unknown feature '{unknown[0] if unknown else self.features}'; use default, none or "
                 f"names from {', '.join(ENCODER_FEATURES)}"
+            )
+        return names
+
+    def rule_names(self) -> tuple[str, ...]:
+        from teams_env.reward.junk_rules import JUDGE_DETECTORS
+
+        if self.rules in ("default", "none"):
+            return tuple(JUDGE_DETECTORS) if self.rules == "default" else ()
+        names = tuple(name.strip() for name in self.rules.split(",") if name.strip())
+        unknown = [name for name in names if name not in JUDGE_DETECTORS]
+        if unknown or not names:
+            raise ValueError(
+                f"unknown rule '{unknown[0] if unknown else self.rules}'; use default, none or names "
+                f"from {', '.join(JUDGE_DETECTORS)}"
             )
         return names
 
@@ -275,14 +311,79 @@ def run_train(config: TrainReviewerConfig) -> int:
         components=config.components,
         extra_weight=config.feature_weight,
     )
+    head = replace(head, rules=config.rule_names())
+    if config.good_labels:
+        head = _with_good_head(head, config, service, encoder)
     head.training.update(
         {"bench": config.bench, "split": config.split, "pairs": len(pairs), "command": _command()}
     )
     head.save(config.out)
     training = head.training
+    if head.good is not None:
+        good = training["good"]
+        print(
+            f"GOOD head: {good['rows']} labelled rewrites ({good['positives']} GOOD), cross-validated AUC "
+            f"{good['cv_auc']:.3f}, precision {good['cv_precision'] or 0:.2f} and recall {good['cv_recall'] or 0:.2f} "
+            f"at threshold {head.good.threshold:.3f}"
+            + (
+                ""
+                if good["precision_reached"]
+                else f" (precision {config.good_precision} not reached: best F0.5)"
+            )
+        )
     print(
         f"wrote {config.out}: Not Equal head cross-validated AUC {training['not_equal']['cv_auc']:.3f} "
         f"(threshold {head.not_equal.threshold:.3f}), validity head {training['valid']['cv_auc']:.3f} "
         f"(threshold {head.valid.threshold:.3f}), {len(pairs)} pairs, features: {', '.join(head.features)}"
     )
     return 0
+
+
+def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encoder: Any) -> Any:
+    """``head`` with a GOOD head fitted on the train rows of ``config.good_labels`` that its rules
+    leave to the heads (what the rules refuse never reaches them)."""
+    from teams_env.actions import ACTION_NAMES
+    from teams_env.reward.review_head import encoder_features, head_conversation
+    from teams_env.reward.validity import rule_violation
+    from teams_rl.reading import LABELS
+    from teams_rl.review_head_training import GOOD_FEATURES, fit_good_head
+
+    rows = []
+    for path in config.good_labels:
+        for number, row in enumerate(_read_labelled(Path(path)), start=1):
+            if row.get("label") not in LABELS or row.get("action") not in ACTION_NAMES:
+                raise ValueError(f"{path}:{number}: needs a label ({', '.join(LABELS)}) and an action")
+            if row.get("split", "train") != "train":
+                continue
+            if rule_violation(row["instruction"], row["rewrite"], judge_rules=head.rules) is None:
+                rows.append(row)
+    if not rows:
+        raise ValueError(f"no train rows to fit a GOOD head on in {', '.join(config.good_labels)}")
+    pairs = [(row["instruction"], row["rewrite"]) for row in rows]
+    states: list[np.ndarray] = []
+    for first in tqdm(range(0, len(pairs), BATCH), desc="hidden states (labelled)", unit="batch"):
+        states += service.last_hidden_states(
+            [head_conversation(a, b) for a, b in pairs[first : first + BATCH]]
+        )
+    extra = (
+        encoder_features(encoder, pairs, head.encoder_feature_names) if head.encoder_feature_names else None
+    )
+    return fit_good_head(
+        head,
+        head.standardise(np.asarray(states), extra),
+        np.array([ACTION_NAMES.index(row["action"]) for row in rows]),
+        np.array([row["label"] == "GOOD" for row in rows]),
+        np.array([str(row.get("seed_id", row["instruction"])) for row in rows]),
+        good_features=GOOD_FEATURES,
+        l2=config.good_l2,
+        folds=config.folds,
+        components=config.good_components,
+        extra_weight=config.feature_weight,
+        precision=config.good_precision,
+    )
+
+
+def _read_labelled(path: Path) -> list[dict[str, Any]]:
+    from teams_rl.finetune.records import read_records
+
+    return [row for _, row in read_records(path)]

@@ -8,8 +8,10 @@ from teams_env.reward.junk_rules import (
     added_data,
     demonstration_leak,
     demonstration_spans,
+    filler_steps,
     junk_reasons,
     malformed_data,
+    missing_input,
     placeholder_table,
     repeated_block,
     split_blocks,
@@ -185,3 +187,84 @@ def test_junk_the_instruction_already_had_is_not_the_rewrites():
     assert repeated_block(after) is not None and malformed_data(after) is not None
     assert junk_reasons(before, after) == {}
     assert junk_reasons(QUESTION, f"{QUESTION}\n\n{TABLE}\n\n{CODE}") == {}
+
+
+SLEEP = "Why is getting enough sleep important for memory?"
+
+
+@pytest.mark.parametrize(
+    "after, snippet",
+    [
+        (
+            f"{SLEEP} First, explain what sleep is. Second, compare sleep to memory.",
+            "First, explain what sleep is",
+        ),
+        (f"{SLEEP} Then, give the answer.", "Then, give the answer"),
+        (f"{SLEEP} Finally, state your final answer in one line.", "Finally, state your final answer"),
+    ],
+)
+def test_template_reasoning_steps_are_filler(after, snippet):
+    assert filler_steps(SLEEP, after) == snippet
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        # Real steps: a concept the instruction does not name, an answer the task asks to weigh.
+        f"{SLEEP} First, explain what REM cycles are, then relate them to how memories consolidate.",
+        f"{SLEEP} Compare a night of 4 hours with one of 8, then say which study supports each claim.",
+        "What is sleep? Explain what sleep is in terms of brain waves.",  # no step marker
+    ],
+)
+def test_real_reasoning_steps_are_not_filler(after):
+    assert filler_steps(SLEEP, after) is None
+
+
+def test_filler_the_instruction_already_had_is_not_the_rewrites():
+    before = f"{SLEEP} First, explain what sleep is."
+    assert filler_steps(before, before + " Answer in under 100 words.") is None
+    assert filler_steps(before, before + " Then, give the answer.") == "Then, give the answer"
+
+
+LAPTOPS = "Compare the two laptops in the table below and recommend one for a student."
+
+
+@pytest.mark.parametrize(
+    "after, snippet",
+    [
+        (LAPTOPS, "the table below"),
+        ("Classify each item in the list below as an element or a compound.", "the list below"),
+        ("Fix the bug in the following code, explaining each change.", "the following code"),
+    ],
+)
+def test_a_reference_to_input_the_rewrite_dropped_is_found(after, snippet):
+    before = f"{LAPTOPS}\n\n| model | RAM |\n|---|---|\n| A | 8 GB |\n| B | 16 GB |"
+    assert missing_input(before, after) == snippet
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        f"{LAPTOPS}\n\n| model | RAM |\n|---|---|\n| A | 8 GB |",  # the input is there
+        "Compare two laptops for a student who edits video, on price, RAM and battery life.",
+        "Describe the table manners expected at a formal dinner below deck on a ship.",
+        "Sort the list below from smallest to largest: 12, 3, 45, 7.",  # the input on the same line
+    ],
+)
+def test_an_instruction_that_carries_its_input_or_names_none_passes(after):
+    assert missing_input(f"{LAPTOPS}\n\n| model | RAM |\n|---|---|\n| A | 8 GB |", after) is None
+
+
+def test_an_instruction_that_already_lacked_its_input_is_not_the_rewrites_doing():
+    assert missing_input(LAPTOPS, LAPTOPS.replace("student", "nurse")) is None
+
+
+def test_judge_rules_apply_only_where_the_head_names_them():
+    from teams_env.reward.validity import InvalidReason, rule_violation
+
+    after = f"{SLEEP} First, explain what sleep is. Then, give the answer."
+    assert rule_violation(SLEEP, after) is None
+    assert rule_violation(SLEEP, after, judge_rules=("filler_steps",)) is InvalidReason.FILLER_STEPS
+    assert rule_violation(LAPTOPS + "\n\n| a |\n|---|\n| 1 |", LAPTOPS, judge_rules=("missing_input",)) is (
+        InvalidReason.MISSING_INPUT
+    )

@@ -59,6 +59,7 @@ def test_the_shipped_pack_is_what_the_live_env_does():
     ]
     live = TeaMsInstructEnv(
         expert=replay.unwrapped.pack.expert_spec,
+        reviewer_head=replay.unwrapped.pack.reviewer_head_spec,
         seeds=[texts[seed_id] for seed_id, _ in episodes],
         action_type="discrete",
         max_steps=depth,

@@ -56,7 +56,9 @@ def test_encoder_features_of_copies_one_liners_and_data():
             (REQUEST, UNRELATED),
         ]
     )
-    assert np.allclose(same, 0.0, atol=1e-6)  # no distance, same length, no data
+    # No distance, same length, no data, nothing added or dropped; a copy keeps its start.
+    assert same[names.index("keeps_start")] == 1
+    assert np.allclose(np.delete(same, names.index("keeps_start")), 0.0, atol=1e-6)
     assert terse[names.index("length_ratio")] > 0 and terse[names.index("has_data")] == 0
     assert terse[names.index("data_fit")] == terse[names.index("data_echo")] == 0
     for row in (coherent, echo, unrelated):
@@ -68,6 +70,36 @@ def test_encoder_features_of_copies_one_liners_and_data():
     assert features([(REQUEST, COHERENT)], ()).shape == (1, 0)
     with pytest.raises(ValueError, match="unknown review head feature 'vibes'"):
         features([(REQUEST, COHERENT)], ("vibes",))
+
+
+def test_word_features_count_what_a_rewrite_adds_drops_and_repeats():
+    names = (
+        "new_words",
+        "new_share",
+        "dropped_share",
+        "repeated_share",
+        "sentences_added",
+        "digits_added",
+        "keeps_start",
+    )
+    before = "Explain how tides work."
+    (added, swapped, looped) = features(
+        [
+            (before, "Explain how tides work. Compare spring and neap tides with 2 examples."),
+            (before, "Describe volcanoes."),
+            (before, "Explain how tides work tides work tides work tides work tides work."),
+        ],
+        names,
+    )
+    row = dict(zip(names, added))
+    # New: compare, spring, neap, example(s); nothing dropped; one sentence and one digit more.
+    assert row["new_words"] == pytest.approx(np.log1p(4)) and row["dropped_share"] == 0
+    assert row["sentences_added"] == 1 and row["digits_added"] == pytest.approx(np.log1p(1))
+    assert row["keeps_start"] == 1 and row["repeated_share"] == 0
+    row = dict(zip(names, swapped))
+    assert row["new_share"] == pytest.approx(2 / 3) and row["dropped_share"] == pytest.approx(3 / 4)
+    assert row["keeps_start"] == 0
+    assert dict(zip(names, looped))["repeated_share"] > 0.5
 
 
 def test_data_already_in_the_instruction_is_not_added_data():
@@ -108,7 +140,7 @@ def test_a_few_encoder_features_are_not_drowned_by_the_hidden_state(tmp_path):
     assert head.training["not_equal"]["cv_auc"] > 0.95
     head.save(tmp_path / "head.json")
     data = json.loads((tmp_path / "head.json").read_text())
-    assert data["format"] == HEAD_FORMAT == 2
+    assert data["format"] == HEAD_FORMAT == 3
     assert data["features"] == ["hidden", "distance", "data_echo"] and data["encoder"] == "hashing:64"
     loaded = ReviewHead.load(tmp_path / "head.json")
     p_ne, _ = loaded.predict(states, extra)

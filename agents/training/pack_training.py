@@ -93,6 +93,7 @@ def live_env_kwargs(
         **config.env_kwargs(),
         # The policy learned the MDP of the pack's expert: it drives that expert live.
         "expert": pack.expert_spec or config.expert,
+        "reviewer_head": pack.reviewer_head_spec or config.reviewer_head,
         **(overrides or {}),
         "action_type": action_type,
         "encoder": config.encoder if _encoder(config) else pack_encoder_spec(manifest),

@@ -229,6 +229,8 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
             "previous_instruction": transition.previous_instruction,
             "instruction": node.instruction,
             "state_instruction": node.state,
+            "p_good": None,  # a pack recorded before GOOD heads
+            "good": None,
             **node.info,
             "queries": dict(self._queries),
             "reward": reward,

@@ -118,6 +118,16 @@ class Pack:
         return len(self.manifest["action_names"])
 
     @property
+    def reviewer_head_spec(self) -> str | None:
+        """The shipped review head (:data:`~teams_env.reward.review_head.SHIPPED_HEADS`) the pack
+        was recorded with, found by its fingerprint: its live env judges with that head. ``None``
+        for a pack recorded without a head or with a head that is not shipped."""
+        from teams_env.reward.review_head import shipped_head_name
+
+        fingerprint = self.manifest.get("reviewer_head_sha256")
+        return shipped_head_name(str(fingerprint)) if fingerprint else None
+
+    @property
     def expert_spec(self) -> str | None:
         """The backend spec of the expert the pack was recorded with, where it is one of the shipped
         experts (the embedded model prompted, or the specialist with its shipped adapter): a policy

@@ -173,7 +173,12 @@ def _children(env: TeaMsInstructEnv, parents: list[tuple[Node, int]]) -> tuple[l
     requests = list(dict.fromkeys((parent.state, action) for parent, action in parents))
     rewrites = dict(zip(requests, env.engine.rewrite(requests)))
     judgements = dict(
-        zip(requests, env.engine.judge([(before, rewrites[(before, a)]) for before, a in requests]))
+        zip(
+            requests,
+            env.engine.judge(
+                [(before, rewrites[(before, a)]) for before, a in requests], [a for _, a in requests]
+            ),
+        )
     )
     env.encoder.encode([rewrite.text for rewrite in rewrites.values()])  # one batch for the observations
     children = []

@@ -24,9 +24,10 @@ def step_reward(rewarded: bool, leaked: str | None, leak_penalty: float) -> floa
 
 
 def rewarded_in(info: Mapping[str, Any]) -> bool:
-    """Whether the step an env's ``info`` describes was rewarded: Not Equal, and valid (a pack
-    recorded before the validity rules has no ``valid``: its verdict alone was paid)."""
-    return info["verdict"] == NOT_EQUAL and bool(info.get("valid", True))
+    """Whether the step an env's ``info`` describes was rewarded: Not Equal, valid and, where the
+    judge has a GOOD head, called GOOD (a pack recorded before the validity rules has no ``valid``,
+    one recorded before GOOD heads no ``good``: what they had was paid)."""
+    return info["verdict"] == NOT_EQUAL and bool(info.get("valid", True)) and info.get("good") is not False
 
 
 def info_reward(info: Mapping[str, Any], leak_penalty: float) -> float:
@@ -45,6 +46,8 @@ def unpaid_reason(info: Mapping[str, Any]) -> str | None:
         return f"not a valid instruction: {info.get('invalid_reason')}"
     if info.get("verdict") != NOT_EQUAL:
         return "the reviewer found it Equal: no new information"
+    if info.get("good") is False:
+        return f"the judge does not call it GOOD for its action (P(GOOD) {info.get('p_good', 0.0):.2f})"
     if info.get("leaked_phrase"):
         return f"leaks prompt words: {info['leaked_phrase']!r}"
     return "this reward pays nothing for it"

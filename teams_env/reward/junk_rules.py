@@ -341,6 +341,70 @@ def unreferenced_data(before: str, after: str) -> str | None:
     return _snippet(added.text) or f"(an empty {added.kind} block)"
 
 
+_STEP = r"(?:first|firstly|then|second|secondly|next|third|thirdly|finally|lastly|after that)"
+_DEFINE_TOPIC = re.compile(
+    rf"\b{_STEP},?\s+(?:explain|describe|define|state)\s+what\s+(?P<topic>[^.,;:!?\n]{{2,80}}?)\s+(?:is|are|means?)\b",
+    re.IGNORECASE,
+)
+_GIVE_ANSWER = re.compile(
+    rf"\b{_STEP},?\s+(?:give|state|provide|write)\s+(?:the|your|an)\s+(?:final\s+)?answer\b", re.IGNORECASE
+)
+
+
+def _filler_steps(before: str, after: str) -> Iterator[str]:
+    topic_words = set(content_words(before))
+    for match in _DEFINE_TOPIC.finditer(after):
+        words = content_words(match["topic"])
+        # "First, explain what sleep is" about the instruction's own topic: a step that adds nothing.
+        if words and all(word in topic_words for word in words):
+            yield _snippet(match.group(0))
+    for match in _GIVE_ANSWER.finditer(after):
+        yield _snippet(match.group(0))
+
+
+def filler_steps(before: str, after: str) -> str | None:
+    """A reasoning step that is a template, not reasoning: "First, explain what X is" where X is
+    the instruction's own topic (every word of it from the instruction), or "Then, give the
+    answer" as a step. The prompted 135M expert pads most increase-reasoning rewrites this way,
+    and the review head paid for the extra sentences (issue 26's reading)."""
+    inherited = set(_filler_steps(before, before))
+    return next((found for found in _filler_steps(before, after) if found not in inherited), None)
+
+
+_INPUT_REFERENCE = re.compile(
+    r"\b(?:the|this|these)\s+(?:following\s+)?(?:table|code|json|data|dataset|list|passage|text|snippet"
+    r"|function|program|script|csv|items?|records?)\s+(?:below|above)\b"
+    r"|\bthe\s+following\s+(?:table|code|json|data|dataset|passage|text|snippet|function|program|script|csv)\b",
+    re.IGNORECASE,
+)
+
+
+def _refers_to_missing_input(text: str) -> str | None:
+    request, _, rest = text.strip().partition("\n")
+    if rest.strip():  # something follows the first line: the input may be there
+        return None
+    found = _INPUT_REFERENCE.search(request)
+    if found is None or re.search(r":\s*\S", request[found.end() :]):  # "the list below: 3, 1, 2"
+        return None
+    return _snippet(found.group(0))
+
+
+def missing_input(before: str, after: str) -> str | None:
+    """``after`` refers to input ("the table below", "the following code", "the list above") and
+    carries none: it is one line. Rewrites that keep an instruction's request but drop its table or
+    code read as fine to the review head and are unanswerable. Not counted where ``before`` was
+    already so (the rewrite did not drop anything)."""
+    if _refers_to_missing_input(before) is not None:
+        return None
+    return _refers_to_missing_input(after)
+
+
+def content_words(text: str) -> list[str]:
+    """Words of at least 3 letters that are no stop words, a plural's final s dropped."""
+    words = (w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in STOP_WORDS)
+    return [w[:-1] if w.endswith("s") and len(w) > 3 else w for w in words]
+
+
 def _first_new(findings: Callable[[str], Iterator[str]], before: str, after: str) -> str | None:
     """The first finding in ``after`` that ``before`` does not have: junk the rewrite brought in,
     not junk it inherited."""
@@ -357,6 +421,11 @@ EXACT_DETECTORS: dict[str, Detector] = {
     "placeholder_table": functools.partial(_first_new, _placeholder_tables),
 }
 """The exact detectors, as ``(before, after) -> snippet | None`` for junk ``after`` brings in."""
+
+JUDGE_DETECTORS: dict[str, Detector] = {"filler_steps": filler_steps, "missing_input": missing_input}
+"""Exact detectors that belong to a judge: a review head names those it applies
+(:attr:`~teams_env.reward.review_head.ReviewHead.rules`), so a pack recorded under an older head
+keeps the rules it was recorded with."""
 
 HEURISTIC_DETECTORS: dict[str, Detector] = {"unreferenced_data": unreferenced_data}
 """Detectors that guess from word lists: audits report them apart from the exact ones."""

@@ -35,16 +35,37 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from teams_env.llm.base import Conversation
-from teams_env.reward.elimination import STOP_WORDS
+from teams_env.reward.junk_rules import JUDGE_DETECTORS, content_words
 
 if TYPE_CHECKING:
     from teams_env.encoder import SentenceEncoder
 
 BUNDLED_HEAD = Path(__file__).parents[1] / "data" / "review_head.json"
-HEAD_FORMAT = 2
-"""Format 2 names the head's features (:attr:`ReviewHead.features`); format 1 files (hidden state
+SHIPPED_HEADS = {
+    "bundled": BUNDLED_HEAD,
+    "pairs-v1": BUNDLED_HEAD.with_name("review_head_pairs_v1.json"),
+}
+"""Review heads that ship with the env, by name: ``bundled`` (the default judge) and earlier heads
+packs were recorded with (``pairs-v1``: fitted on the written pair sets A and B alone, no GOOD head
+and no judge rules), so a pack's replay and its live env keep one judge."""
+
+
+def head_path(spec: str | os.PathLike[str]) -> Path:
+    """The file of a review head spec: a shipped head's name (:data:`SHIPPED_HEADS`) or a path."""
+    return SHIPPED_HEADS.get(str(spec), Path(spec))
+
+
+def shipped_head_name(fingerprint: str) -> str | None:
+    """The name of the shipped head with this :attr:`ReviewHead.fingerprint`, else None."""
+    for name, path in SHIPPED_HEADS.items():
+        if path.is_file() and ReviewHead.load(path).fingerprint == fingerprint:
+            return name
+    return None
+HEAD_FORMAT = 3
+"""Format 3 may hold a GOOD head and judge rules (:attr:`ReviewHead.good`, :attr:`ReviewHead.rules`);
+format 2 names the head's features (:attr:`ReviewHead.features`); format 1 files (hidden state
 only) are still read."""
-READ_FORMATS = (1, 2)
+READ_FORMATS = (1, 2, 3)
 
 HIDDEN = "hidden"
 """The reviewer model's final hidden state: the first feature block of every head."""
@@ -114,18 +135,64 @@ def _data_fit_sq(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], 
     return _data_fit(pairs, embed) ** 2
 
 
-def _content_words(text: str) -> list[str]:
-    """Words of at least 3 letters that are no stop words, a plural's final s dropped."""
-    words = (w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3 and w not in STOP_WORDS)
-    return [w[:-1] if w.endswith("s") and len(w) > 3 else w for w in words]
-
-
 def _data_echo(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
     shares = []
     for before, after in pairs:
-        data, request = _content_words(_added_data(before, after)), set(_content_words(before))
+        data, request = content_words(_added_data(before, after)), set(content_words(before))
         shares.append(sum(word in request for word in data) / len(data) if data else 0.0)
     return np.array(shares)
+
+
+def _word_change(before: str, after: str) -> tuple[list[str], set[str], set[str]]:
+    """(the content words of ``after``, those new to it, those of ``before`` it dropped)."""
+    had, has = set(content_words(before)), content_words(after)
+    return has, {w for w in has if w not in had}, had - set(has)
+
+
+def _new_words(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    return np.array([np.log1p(len(_word_change(a, b)[1])) for a, b in pairs])
+
+
+def _new_share(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    shares = []
+    for a, b in pairs:
+        has, new, _ = _word_change(a, b)
+        shares.append(len(new) / (1 + len(set(has))))
+    return np.array(shares)
+
+
+def _dropped_share(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    return np.array([len(_word_change(a, b)[2]) / (1 + len(set(content_words(a)))) for a, b in pairs])
+
+
+def _repeated_share(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    from teams_env.reward.validity import repeated_share
+
+    return np.array([repeated_share(b) for _, b in pairs])
+
+
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+
+def _sentences_added(
+    pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    return np.array(
+        [len(_SENTENCE_END.findall(b)) - len(_SENTENCE_END.findall(a)) for a, b in pairs], dtype=float
+    )
+
+
+def _digits_added(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    return np.array(
+        [
+            np.sign(d) * np.log1p(abs(d))
+            for d in (sum(map(str.isdigit, b)) - sum(map(str.isdigit, a)) for a, b in pairs)
+        ]
+    )
+
+
+def _keeps_start(pairs: Sequence[tuple[str, str]], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    return np.array([float(b.strip().lower().startswith(a.strip()[:30].lower())) for a, b in pairs])
 
 
 ENCODER_FEATURES: dict[
@@ -137,6 +204,13 @@ ENCODER_FEATURES: dict[
     "data_fit": _data_fit,
     "data_fit_sq": _data_fit_sq,
     "data_echo": _data_echo,
+    "new_words": _new_words,
+    "new_share": _new_share,
+    "dropped_share": _dropped_share,
+    "repeated_share": _repeated_share,
+    "sentences_added": _sentences_added,
+    "digits_added": _digits_added,
+    "keeps_start": _keeps_start,
 }
 """Features of a (before, after) pair computed with a sentence encoder (or by counting words):
 
@@ -148,7 +222,14 @@ ENCODER_FEATURES: dict[
   question about seasons far below coherent data; nonsense code spelled with the request's own
   words far above it), so a linear head needs both to mark the band between;
 - ``data_echo``: the share of the added data's content words that the instruction already had
-  (code or JSON whose names only repeat the request, ``def fluffy(omelette)``).
+  (code or JSON whose names only repeat the request, ``def fluffy(omelette)``);
+- counted on words (:func:`~teams_env.reward.junk_rules.content_words`), for the GOOD head, where
+  the reading protocol's labels turn on how much a rewrite adds and what it drops: ``new_words``
+  (log of one plus the content words new to the rewrite), ``new_share`` (their share of its
+  distinct content words), ``dropped_share`` (the share of the instruction's content words the
+  rewrite lost), ``repeated_share`` (of its word trigrams that repeat), ``sentences_added``,
+  ``digits_added`` (signed log of the digits it added) and ``keeps_start`` (it begins with
+  the instruction's first 30 characters).
 """
 
 DEFAULT_ENCODER_FEATURES = tuple(ENCODER_FEATURES)
@@ -170,6 +251,32 @@ def encoder_features(
     if not names or not pairs:
         return np.zeros((len(pairs), len(names)))
     return np.column_stack([ENCODER_FEATURES[name](pairs, embed) for name in names])
+
+
+ACTION = "action"
+"""A GOOD head's block of one indicator per action: what GOOD means depends on the action (breadth
+asks for a new task, the others for the same task with more to it)."""
+
+
+def action_columns(
+    actions: Sequence[int], standardised_extra: np.ndarray, extra_names: Sequence[str], names: Sequence[str]
+) -> np.ndarray:
+    """A GOOD head's action block: per name, six columns (one per action, in
+    :data:`~teams_env.actions.ACTION_NAMES` order): ``"action"`` the action's indicator,
+    ``"action*F"`` the indicator times the standardised encoder feature F, so F may weigh
+    differently per action."""
+    from teams_env.actions import ACTION_NAMES
+
+    onehot = np.zeros((len(actions), len(ACTION_NAMES)))
+    onehot[np.arange(len(actions)), np.asarray(actions, dtype=int)] = 1.0
+    blocks = []
+    for name in names:
+        if name == ACTION:
+            blocks.append(onehot)
+        else:
+            feature = name.removeprefix(f"{ACTION}*")
+            blocks.append(onehot * standardised_extra[:, [list(extra_names).index(feature)]])
+    return np.hstack(blocks) if blocks else np.zeros((len(actions), 0))
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -207,6 +314,15 @@ class ReviewHead:
     (:data:`ENCODER_FEATURES`)."""
     encoder: str = ""
     """The sentence encoder (its ``name``) of the encoder features; empty when there are none."""
+    good: LogisticHead | None = None
+    """P(GOOD): the reading protocol's label (``docs/reading-protocol.md``) given the action, fitted
+    on the expert's own labelled rewrites; where a head has one, it decides the reward."""
+    good_features: tuple[str, ...] = ()
+    """The GOOD head's action block (:func:`action_columns`), after the standardised features."""
+    rules: tuple[str, ...] = ()
+    """The exact rules this judge applies before its heads, beyond the env's own
+    (:data:`~teams_env.reward.junk_rules.JUDGE_DETECTORS`): a pack recorded under an older head
+    keeps the rules it was recorded with."""
 
     def __post_init__(self) -> None:
         if not self.features or self.features[0] != HIDDEN:
@@ -216,6 +332,18 @@ class ReviewHead:
             raise ValueError(f"unknown feature '{unknown[0]}'; known: {', '.join(ENCODER_FEATURES)}")
         if self.encoder_feature_names and not self.encoder:
             raise ValueError("a head with encoder features must name its encoder")
+        bad = [
+            n
+            for n in self.good_features
+            if n != ACTION and n.removeprefix(f"{ACTION}*") not in self.encoder_feature_names
+        ]
+        if bad:
+            raise ValueError(
+                f"unknown GOOD head feature '{bad[0]}': '{ACTION}' or '{ACTION}*' an encoder feature"
+            )
+        unknown = [name for name in self.rules if name not in JUDGE_DETECTORS]
+        if unknown:
+            raise ValueError(f"unknown review head rule '{unknown[0]}'; known: {', '.join(JUDGE_DETECTORS)}")
 
     @property
     def encoder_feature_names(self) -> tuple[str, ...]:
@@ -229,14 +357,13 @@ class ReviewHead:
     def fingerprint(self) -> str:
         """A hash of everything that decides the head's verdicts (weights, thresholds, features,
         encoder, model, prompt): packs and caches keyed on the reviewer name it."""
-        data = _rounded({k: v for k, v in asdict(self).items() if k != "training"})
+        # Fields a head leaves empty are left out, so adding a field keeps older heads' fingerprints.
+        data = _rounded({k: v for k, v in asdict(self).items() if k != "training" and v not in ((), None)})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
-    def predict(
-        self, states: Sequence[np.ndarray], extra: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(P(Not Equal), P(valid)) for each hidden-state vector; ``extra``: the pairs' encoder
-        features (:func:`encoder_features` of :attr:`encoder_feature_names`), where the head has any."""
+    def standardise(self, states: Sequence[np.ndarray], extra: np.ndarray | None = None) -> np.ndarray:
+        """The standardised features of each pair: hidden state, then the encoder features ``extra``
+        (:func:`encoder_features` of :attr:`encoder_feature_names`), where the head has any."""
         matrix = np.asarray(states, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.hidden_size:
             raise ValueError(
@@ -252,8 +379,32 @@ class ReviewHead:
                     f"review head expects encoder features of shape {(len(matrix), len(names))}, got {extra.shape}"
                 )
             matrix = np.hstack([matrix, extra])
-        standardised = (matrix - np.asarray(self.mean)) / np.asarray(self.scale)
+        return (matrix - np.asarray(self.mean)) / np.asarray(self.scale)
+
+    def predict(
+        self, states: Sequence[np.ndarray], extra: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(P(Not Equal), P(valid)) for each hidden-state vector (see :meth:`standardise`)."""
+        standardised = self.standardise(states, extra)
         return self.not_equal.probability(standardised), self.valid.probability(standardised)
+
+    def good_design(self, standardised: np.ndarray, actions: Sequence[int]) -> np.ndarray:
+        """What the GOOD head reads: the standardised features, then its action block."""
+        extra = standardised[:, self.hidden_size :]
+        return np.hstack(
+            [standardised, action_columns(actions, extra, self.encoder_feature_names, self.good_features)]
+        )
+
+    def predict_good(
+        self, states: Sequence[np.ndarray], extra: np.ndarray | None, actions: Sequence[int]
+    ) -> np.ndarray:
+        """P(GOOD) of each pair under its action (an index into
+        :data:`~teams_env.actions.ACTION_NAMES`)."""
+        if self.good is None:
+            raise ValueError("this review head has no GOOD head")
+        if len(actions) != len(states):
+            raise ValueError(f"{len(actions)} actions for {len(states)} pairs")
+        return self.good.probability(self.good_design(self.standardise(states, extra), actions))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         data = {"format": HEAD_FORMAT, **_rounded(asdict(self))}
@@ -287,6 +438,11 @@ class ReviewHead:
                 # Format 1 heads read the hidden state alone.
                 features=tuple(data.get("features", (HIDDEN,))),
                 encoder=str(data.get("encoder", "")),
+                good=LogisticHead(tuple(data["good"]["weights"]), data["good"]["threshold"])
+                if data.get("good")
+                else None,
+                good_features=tuple(data.get("good_features", ())),
+                rules=tuple(data.get("rules", ())),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(f"{path}: not a review head ({error})") from None

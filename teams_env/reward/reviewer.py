@@ -19,10 +19,10 @@ from teams_env.llm.base import ChoiceScores, Conversation, GenerationParams, Sco
 from teams_env.llm.service import LLMService
 from teams_env.reward.formula import EQUAL, LABELS, NOT_EQUAL
 from teams_env.reward.review_head import (
-    BUNDLED_HEAD,
     ReviewHead,
     encoder_features,
     head_conversation,
+    head_path,
     prompt_fingerprint,
 )
 from teams_env.reward.validity import InvalidReason, rule_violation
@@ -99,6 +99,11 @@ class Judgement:
     """The review head's probability that the rewrite is a valid instruction (None without a head)."""
     invalid_reason: str | None = None
     """Why the rewrite is no valid instruction (:class:`~teams_env.reward.validity.InvalidReason`), else None."""
+    p_good: float | None = None
+    """The GOOD head's probability that a careful reader calls the rewrite GOOD for its action
+    (None without a GOOD head)."""
+    good: bool | None = None
+    """P(GOOD) reached the head's threshold (None without a GOOD head)."""
 
     @property
     def not_equal(self) -> bool:
@@ -110,8 +115,9 @@ class Judgement:
 
     @property
     def rewarded(self) -> bool:
-        """A valid rewrite that adds information: what the env rewards."""
-        return self.not_equal and self.valid
+        """What the env rewards: a valid rewrite that adds information and, where the head judges
+        GOOD, one it calls GOOD."""
+        return self.not_equal and self.valid and self.good is not False
 
 
 _HEAD_PROBLEMS_SAID: set[str] = set()
@@ -161,12 +167,19 @@ def head_judgements(
     states: Sequence[np.ndarray],
     extra: np.ndarray | None = None,
     threshold: float | None = None,
+    actions: Sequence[int] | None = None,
 ) -> list[Judgement]:
     """The review head's judgements from the reviewer's hidden ``states`` and, where the head reads
     them, the pairs' encoder features ``extra`` (:func:`~teams_env.reward.review_head.encoder_features`).
-    ``threshold``: the P(Not Equal) from which a pair is Not Equal (None: the head's own)."""
+    ``threshold``: the P(Not Equal) from which a pair is Not Equal (None: the head's own).
+    ``actions``: each pair's action, which a head with a GOOD head needs."""
     p_not_equal, p_valid = head.predict(states, extra)
     threshold = head.not_equal.threshold if threshold is None else threshold
+    p_good: list[float | None] = [None] * len(p_not_equal)
+    if head.good is not None:
+        if actions is None:
+            raise ValueError("this review head judges GOOD per action: give each pair's action")
+        p_good = [float(p) for p in head.predict_good(states, extra, actions)]
     return [
         Judgement(
             NOT_EQUAL if ne >= threshold else EQUAL,
@@ -174,8 +187,10 @@ def head_judgements(
             "head",
             p_valid=float(v),
             invalid_reason=None if v >= head.valid.threshold else InvalidReason.NOT_AN_INSTRUCTION.value,
+            p_good=g,
+            good=None if g is None or head.good is None else g >= head.good.threshold,
         )
-        for ne, v in zip(p_not_equal, p_valid)
+        for ne, v, g in zip(p_not_equal, p_valid, p_good)
     ]
 
 
@@ -210,7 +225,8 @@ class Reviewer:
     ) -> None:
         """``threshold``: the P(Not Equal) from which a rewrite counts as Not Equal, or ``"auto"``: the
         head's own, the embedding judge's measured one, or, for likelihood, calibrated once on the
-        anchor pairs (12 queries, cached like any other). ``head``: ``"bundled"`` or a head file.
+        anchor pairs (12 queries, cached like any other). ``head``: a shipped head's name
+        (:data:`~teams_env.reward.review_head.SHIPPED_HEADS`: ``"bundled"``, ...) or a head file.
         ``encoder``: the sentence encoder of the embedding judge, and of a head that reads encoder
         features where it is the head's; otherwise such a head loads its own (:meth:`head_encoder`)."""
         if method not in ("auto", "head", "likelihood", "generate", "embedding"):
@@ -261,7 +277,7 @@ class Reviewer:
         loaded = (
             head
             if isinstance(head, ReviewHead)
-            else ReviewHead.load(BUNDLED_HEAD if head == "bundled" else head)
+            else ReviewHead.load(head_path(head))
         )
         problem = None
         if loaded.model_id != self.service.backend.model_id:
@@ -287,27 +303,40 @@ class Reviewer:
         return None
 
     def judge(
-        self, pairs: Sequence[tuple[str, str]], cut_off: Sequence[bool] | None = None
+        self,
+        pairs: Sequence[tuple[str, str]],
+        cut_off: Sequence[bool] | None = None,
+        actions: Sequence[int] | None = None,
     ) -> list[Judgement]:
-        """A judgement per ``(before, after)``; ``cut_off`` marks rewrites that hit the token limit."""
+        """A judgement per ``(before, after)``; ``cut_off`` marks rewrites that hit the token limit;
+        ``actions``: the action of each pair (an index into
+        :data:`~teams_env.actions.ACTION_NAMES`), which a review head with a GOOD head needs."""
         cut_off = cut_off or [False] * len(pairs)
         verdicts: dict[int, Judgement] = {}
         asked: list[int] = []
         for i, ((before, after), cut) in enumerate(zip(pairs, cut_off)):
-            broken = rule_violation(before, after, cut_off=cut)
+            broken = rule_violation(before, after, cut_off=cut, judge_rules=self.judge_rules)
             if broken is None:
                 asked.append(i)
             else:
                 verdicts[i] = Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)
-        for i, judgement in zip(asked, self._judge_valid_looking([pairs[i] for i in asked])):
+        asked_actions = None if actions is None else [actions[i] for i in asked]
+        for i, judgement in zip(asked, self._judge_valid_looking([pairs[i] for i in asked], asked_actions)):
             verdicts[i] = judgement
         return [verdicts[i] for i in range(len(pairs))]
 
-    def _judge_valid_looking(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+    @property
+    def judge_rules(self) -> tuple[str, ...]:
+        """The exact rules the review head in use applies (none for other methods)."""
+        return self.head.rules if self.method == "head" and self.head is not None else ()
+
+    def _judge_valid_looking(
+        self, pairs: Sequence[tuple[str, str]], actions: Sequence[int] | None
+    ) -> list[Judgement]:
         if not pairs:
             return []
         if self.method == "head":
-            return self._by_head(pairs)
+            return self._by_head(pairs, actions)
         if self.method == "embedding":
             return self._by_embedding(pairs)
         conversations = [review_conversation(first, second) for first, second in pairs]
@@ -325,14 +354,14 @@ class Reviewer:
         )
         return [self._from_text(answer.text) for answer in answers]
 
-    def _by_head(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
+    def _by_head(self, pairs: Sequence[tuple[str, str]], actions: Sequence[int] | None) -> list[Judgement]:
         assert self.head is not None
         states = self.service.last_hidden_states([head_conversation(a, b) for a, b in pairs])
         extra = None
         if self.head.encoder_feature_names:
             assert self._head_encoder is not None
             extra = encoder_features(self._head_encoder, pairs, self.head.encoder_feature_names)
-        return head_judgements(self.head, states, extra, self.decision_threshold)
+        return head_judgements(self.head, states, extra, self.decision_threshold, actions)
 
     def _by_embedding(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         assert self.encoder is not None

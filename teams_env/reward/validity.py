@@ -1,7 +1,8 @@
 """Is a rewrite an instruction a person would answer? Cheap rules catch what needs no model (a copy,
 nothing usable, a reply cut off at the token limit, a loop of repeated words, prompt words leaked,
 and the junk data the reviewer used to pay for: a repeated block, a phrase copied from an action's
-demonstration, cut-off or malformed code or JSON, a table of placeholders; :mod:`teams_env.reward.junk_rules`);
+demonstration, cut-off or malformed code or JSON, a table of placeholders; :mod:`teams_env.reward.junk_rules`), and
+the rules a review head names (template reasoning steps, a reference to input the rewrite dropped);
 the review head's P(valid) judges the rest (an answer instead of a rewrite, a broken sentence).
 
 An invalid rewrite earns no reward in the env and is dropped by ``generate`` (elimination rule 5).
@@ -10,10 +11,11 @@ An invalid rewrite earns no reward in the env and is dropped by ``generate`` (el
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from enum import Enum
 
 from teams_env.reward.elimination import leaked_phrase
-from teams_env.reward.junk_rules import junk_reasons
+from teams_env.reward.junk_rules import JUDGE_DETECTORS, junk_reasons
 
 
 class InvalidReason(str, Enum):
@@ -27,6 +29,8 @@ class InvalidReason(str, Enum):
     DEMONSTRATION_LEAK = "demonstration_leak"
     MALFORMED_DATA = "malformed_data"
     PLACEHOLDER_TABLE = "placeholder_table"
+    FILLER_STEPS = "filler_steps"
+    MISSING_INPUT = "missing_input"
 
 
 _WORD = re.compile(r"[a-z0-9']+")
@@ -47,8 +51,11 @@ def repeated_share(text: str, n: int = 3) -> float:
     return 1.0 - len(set(grams)) / len(grams)
 
 
-def rule_violation(before: str, after: str, *, cut_off: bool = False) -> InvalidReason | None:
-    """The first rule a rewrite breaks, else None (the model then decides)."""
+def rule_violation(
+    before: str, after: str, *, cut_off: bool = False, judge_rules: Sequence[str] = ()
+) -> InvalidReason | None:
+    """The first rule a rewrite breaks, else None (the model then decides). ``judge_rules``: the
+    names of the :data:`~teams_env.reward.junk_rules.JUDGE_DETECTORS` the review head applies."""
     if not _words(after):
         return InvalidReason.EMPTY
     if _words(after) == _words(before):
@@ -61,4 +68,6 @@ def rule_violation(before: str, after: str, *, cut_off: bool = False) -> Invalid
         return InvalidReason.LEAKED_PROMPT_WORDS
     # Junk the rewrite brought in (junk the instruction already had is not the rewrite's doing).
     junk = junk_reasons(before, after)
-    return next((InvalidReason(name) for name in junk), None)
+    if junk:
+        return InvalidReason(next(iter(junk)))
+    return next((InvalidReason(name) for name in judge_rules if JUDGE_DETECTORS[name](before, after)), None)

@@ -1,0 +1,120 @@
+"""The GOOD head: fitted on labelled rewrites with their actions, thresholded for precision, saved
+and loaded with the review head, and deciding the reward where a head has one."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from teams_env.reward.formula import rewarded_in, unpaid_reason
+from teams_env.reward.review_head import ReviewHead
+from teams_env.reward.reviewer import head_judgements
+from teams_env.roc import roc_auc
+from teams_rl.review_head_training import fit_good_head, precision_threshold, train_review_head
+
+
+def test_precision_threshold_takes_the_most_recall_that_reaches_the_precision():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    labels = np.array([1, 1, 0, 1, 1, 0, 0, 1])
+    # Calling the top 2: precision 1.0; top 5: 4/5 = 0.8; top 8: 5/8.
+    assert precision_threshold(scores, labels, 0.8) == (0.5, True)
+    assert precision_threshold(scores, labels, 0.95) == (0.8, True)
+    # Tied scores are called together: the cut cannot fall between them.
+    tied = np.array([0.9, 0.7, 0.7, 0.1])
+    assert precision_threshold(tied, np.array([1, 1, 0, 0]), 0.9) == (0.9, True)
+    # No cut reaches 0.99 when the top row is wrong: the best F0.5 instead, flagged as not reached.
+    threshold, reached = precision_threshold(np.array([0.9, 0.8, 0.7]), np.array([0, 1, 1]), 0.99)
+    assert not reached and threshold == 0.7
+
+
+def _head_and_rewrites(rng, n=240):
+    """A head, and rewrites whose GOOD label depends on the action: for action 0 (breadth) a
+    distant rewrite is good, for the others a close one."""
+    states = rng.normal(size=(n, 8))
+    extra = rng.normal(size=(n, 2))
+    head = train_review_head(
+        states,
+        extra[:, 0] > 0,
+        states[:, 1] > -2.0,
+        np.ones(n, bool),
+        np.arange(n) // 4,
+        model_id="m",
+        extra=extra,
+        extra_names=("distance", "data_echo"),
+        encoder="hashing:64",
+        folds=4,
+    )
+    actions = rng.integers(0, 6, size=n)
+    good = np.where(actions == 0, extra[:, 0] > 0.3, extra[:, 0] < -0.3)
+    return head, states, extra, actions, good
+
+
+def test_a_good_head_learns_what_good_means_per_action(tmp_path):
+    rng = np.random.default_rng(0)
+    head, states, extra, actions, good = _head_and_rewrites(rng)
+    standardised = head.standardise(states, extra)
+    common = dict(l2=1.0, folds=4, components=4, extra_weight=5.0, precision=0.9)
+    blind = fit_good_head(
+        head, standardised, actions, good, np.arange(len(good)) // 4, good_features=("action",), **common
+    )
+    aware = fit_good_head(
+        head,
+        standardised,
+        actions,
+        good,
+        np.arange(len(good)) // 4,
+        good_features=("action", "action*distance"),
+        **common,
+    )
+    # Without the action's own weight on the distance, the head cannot tell breadth apart.
+    assert aware.training["good"]["cv_auc"] > 0.9 > blind.training["good"]["cv_auc"]
+    assert aware.training["good"]["cv_precision"] >= 0.9 and aware.training["good"]["precision_reached"]
+    aware.save(tmp_path / "head.json")
+    loaded = ReviewHead.load(tmp_path / "head.json")
+    assert loaded.good_features == ("action", "action*distance") and loaded.fingerprint == aware.fingerprint
+    p_good = loaded.predict_good(states, extra, actions)
+    assert roc_auc(p_good[good], p_good[~good]) > 0.95
+    assert np.allclose(p_good, aware.predict_good(states, extra, actions))
+    # Other heads and older files keep their fingerprint: a field left empty is not hashed.
+    assert (
+        dataclasses.replace(aware, good=None, good_features=(), training={}).fingerprint == head.fingerprint
+    )
+    with pytest.raises(ValueError, match="no GOOD head"):
+        head.predict_good(states, extra, actions)
+    with pytest.raises(ValueError, match="actions for"):
+        loaded.predict_good(states, extra, actions[:3])
+    with pytest.raises(ValueError, match="unknown GOOD head feature 'action\\*vibes'"):
+        dataclasses.replace(aware, good_features=("action*vibes",))
+
+
+def test_the_good_head_decides_what_is_paid():
+    rng = np.random.default_rng(1)
+    head, states, extra, actions, good = _head_and_rewrites(rng)
+    fitted = fit_good_head(
+        head,
+        head.standardise(states, extra),
+        actions,
+        good,
+        np.arange(len(good)) // 4,
+        good_features=("action", "action*distance"),
+        l2=1.0,
+        folds=4,
+        components=4,
+        extra_weight=5.0,
+        precision=0.9,
+    )
+    judgements = head_judgements(fitted, states, extra, actions=actions)
+    paid = np.array([j.rewarded for j in judgements])
+    assert all(j.p_good is not None for j in judgements)
+    # Paid: Not Equal, valid and GOOD; a head without a GOOD head pays Not Equal and valid.
+    assert paid.sum() < sum(j.not_equal and j.valid for j in judgements)
+    assert good[paid].mean() > 0.9
+    assert all(j.good is None for j in head_judgements(head, states, extra))
+    with pytest.raises(ValueError, match="give each pair's action"):
+        head_judgements(fitted, states, extra)
+    unpaid = next(j for j in judgements if j.not_equal and j.valid and not j.good)
+    info = {"verdict": unpaid.verdict, "valid": True, "good": False, "p_good": unpaid.p_good, "reward": 0.0}
+    assert not rewarded_in(info) and unpaid_reason(info).startswith("the judge does not call it GOOD")
+    assert rewarded_in({**info, "good": None})  # a pack recorded before GOOD heads
