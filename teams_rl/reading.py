@@ -107,6 +107,25 @@ def export_blind(items: list[dict[str, Any]], out: Path, *, parts: int = 1, seed
     return paths
 
 
+def labelled_rows(paths: list[str]) -> list[dict[str, Any]]:
+    """The labelled rows of readers' merged files (``reading-merge``'s ``labelled.jsonl``), in
+    order; rows not read yet are skipped, and a row without instruction, action, rewrite or a
+    known label is a one-line error naming its file and line."""
+    rows = []
+    for path in paths:
+        for where, row in read_records(Path(path).expanduser()):
+            if row.get("label") is None:
+                continue
+            if row["label"] not in LABELS or not all(
+                isinstance(row.get(field), str) for field in ("instruction", "action", "rewrite")
+            ):
+                raise ValueError(
+                    f"{where}: a labelled row needs instruction, action, rewrite and a label ({', '.join(LABELS)})"
+                )
+            rows.append(row)
+    return rows
+
+
 def cohen_kappa(first: list[str], second: list[str]) -> float:
     """Cohen's kappa of two readers' labels of the same items."""
     if len(first) != len(second) or not first:

@@ -345,18 +345,18 @@ def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encode
     from teams_env.actions import ACTION_NAMES
     from teams_env.reward.review_head import encoder_features, head_conversation
     from teams_env.reward.validity import rule_violation
-    from teams_rl.reading import LABELS
+    from teams_rl.reading import labelled_rows
     from teams_rl.review_head_training import GOOD_FEATURES, fit_good_head
 
-    rows = []
-    for path in config.good_labels:
-        for number, row in enumerate(_read_labelled(Path(path)), start=1):
-            if row.get("label") not in LABELS or row.get("action") not in ACTION_NAMES:
-                raise ValueError(f"{path}:{number}: needs a label ({', '.join(LABELS)}) and an action")
-            if row.get("split", "train") != "train":
-                continue
-            if rule_violation(row["instruction"], row["rewrite"], judge_rules=head.rules) is None:
-                rows.append(row)
+    rows = [
+        row
+        for row in labelled_rows(config.good_labels)
+        if row.get("split", "train") == "train"
+        and rule_violation(row["instruction"], row["rewrite"], judge_rules=head.rules) is None
+    ]
+    unknown = next((row["action"] for row in rows if row["action"] not in ACTION_NAMES), None)
+    if unknown is not None:
+        raise ValueError(f"labelled rewrites: unknown action '{unknown}'; known: {', '.join(ACTION_NAMES)}")
     if not rows:
         raise ValueError(f"no train rows to fit a GOOD head on in {', '.join(config.good_labels)}")
     pairs = [(row["instruction"], row["rewrite"]) for row in rows]
@@ -381,9 +381,3 @@ def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encode
         extra_weight=config.feature_weight,
         precision=config.good_precision,
     )
-
-
-def _read_labelled(path: Path) -> list[dict[str, Any]]:
-    from teams_rl.finetune.records import read_records
-
-    return [row for _, row in read_records(path)]

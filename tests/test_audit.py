@@ -175,3 +175,40 @@ def test_the_command_audits_the_replay_envs_other_rewards(pack_dir, tmp_path):
     # Every rewrite adds words, so it is some distance from every earlier text of its episode.
     assert written["reward"] == "novelty" and written["rewarded"] == written["nodes"] == 84
     assert main(["audit", str(pack_dir), "--reward", "rubric", "--out", str(out)]) == 2
+
+
+def test_the_command_reports_what_readers_said_of_rewarded_steps(pack_dir, tmp_path, capsys):
+    sky, sea = SEEDS["sky"], SEEDS["sea"]
+    labelled = [
+        # Two rewarded steps of the sky seed, one GOOD; a rewarded one of the sea seed, JUNK.
+        {"instruction": sky, "action": "add_constraints", "rewrite": f"{sky}\n{LEAK}", "label": "GOOD"},
+        {
+            "instruction": f"{sky}\n{LEAK}",
+            "action": "add_constraints",
+            "rewrite": f"{sky}\n{LEAK}\n{LEAK}",
+            "label": "SAME",
+        },
+        {"instruction": sea, "action": "complicate_input", "rewrite": f"{sea}\n\n{TABLE}", "label": "JUNK"},
+        # Unpaid (breadth is never rewarded) and unread rows do not count.
+        {"instruction": sky, "action": "breadth", "rewrite": rewrite(sky, (0,)), "label": "GOOD"},
+        {"instruction": sea, "action": "deepening", "rewrite": rewrite(sea, (2,))},
+    ]
+    labels = tmp_path / "labelled.jsonl"
+    labels.write_text("".join(json.dumps(row) + "\n" for row in labelled), encoding="utf-8")
+    out = tmp_path / "audit"
+    assert main(["audit", str(pack_dir), "--out", str(out), "--labels", str(labels)]) == 0
+    reading = json.loads((out / "audit.json").read_text(encoding="utf-8"))["reading"]
+    assert reading["add_constraints"] | {"low": 0, "high": 0} == {
+        "labelled": 2,
+        "good": 1,
+        "good_share": 0.5,
+        "low": 0,
+        "high": 0,
+    }
+    assert reading["complicate_input"]["good"] == 0 and reading["breadth"]["labelled"] == 0
+    assert (reading["all"]["labelled"], reading["all"]["good"]) == (3, 1)
+    assert "readers labelled 3 distinct rewarded steps: 1 GOOD (33%)" in capsys.readouterr().out
+    assert "| add_constraints | 2 | 1 | 50.0% [" in (out / "audit.md").read_text(encoding="utf-8")
+    labels.write_text('{"instruction": "x", "action": "breadth", "label": "GREAT"}\n', encoding="utf-8")
+    assert main(["audit", str(pack_dir), "--out", str(out), "--labels", str(labels)]) == 2
+    assert "labelled.jsonl:1: a labelled row needs" in capsys.readouterr().err

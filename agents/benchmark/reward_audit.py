@@ -184,8 +184,48 @@ def junk_counts(pack: Pack, rewards: dict[NodeKey, float]) -> dict[str, Any]:
     }
 
 
-def audit_pack(pack: Pack, *, reward: str = "reviewer", samples: int = 5, seed: int = 0) -> dict[str, Any]:
-    """The whole audit of ``pack`` under ``reward`` as plain data (what ``audit.json`` holds)."""
+Triple = tuple[str, str, str]
+"""(instruction before, action name, rewrite): what a reader labels."""
+
+
+def reading_shares(
+    pack: Pack, rewards: dict[NodeKey, float], labels: dict[Triple, str]
+) -> dict[str, dict[str, Any]]:
+    """Per action (and ``all``), over the distinct rewarded steps that readers labelled
+    (``labels``: the reading protocol's label of each triple), how many were GOOD, with a 95%
+    Wilson interval on the share."""
+    from teams_rl.reading import wilson_interval
+
+    labelled: dict[str, dict[Triple, str]] = {name: {} for name in ACTION_NAMES}
+    for node, before in transitions(pack):
+        triple = (before, ACTION_NAMES[node.path[-1]], node.instruction)
+        if rewards[node.key] > 0 and triple in labels:
+            labelled[triple[1]][triple] = labels[triple]
+    labelled["all"] = {t: label for per_action in list(labelled.values()) for t, label in per_action.items()}
+    shares = {}
+    for action, found in labelled.items():
+        good = sum(label == "GOOD" for label in found.values())
+        low, high = wilson_interval(good, len(found)) if found else (None, None)
+        shares[action] = {
+            "labelled": len(found),
+            "good": good,
+            "good_share": good / len(found) if found else None,
+            "low": low,
+            "high": high,
+        }
+    return shares
+
+
+def audit_pack(
+    pack: Pack,
+    *,
+    reward: str = "reviewer",
+    samples: int = 5,
+    seed: int = 0,
+    labels: dict[Triple, str] | None = None,
+) -> dict[str, Any]:
+    """The whole audit of ``pack`` under ``reward`` as plain data (what ``audit.json`` holds);
+    ``labels``: readers' labels of (before, action, rewrite) triples, where there are some."""
     reward_of = reward_function(pack, reward)
     rewards = {node.key: float(reward_of(*node.key)) for node, _ in transitions(pack)}
     return {
@@ -201,6 +241,7 @@ def audit_pack(pack: Pack, *, reward: str = "reviewer", samples: int = 5, seed: 
         "junk": junk_counts(pack, rewards),
         "samples": rewarded_samples(pack, rewards, samples, seed),
         "sample_seed": seed,
+        "reading": reading_shares(pack, rewards, labels) if labels else None,
     }
 
 
@@ -275,6 +316,30 @@ def junk_tables(junk: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _reading_lines(reading: dict[str, dict[str, Any]] | None) -> list[str]:
+    if not reading:
+        return []
+    lines = [
+        "## What readers say of the rewarded steps",
+        "",
+        "Distinct rewarded steps whose (instruction, action, rewrite) readers labelled blind with the "
+        "reading protocol (`docs/reading-protocol.md`), and the share they called GOOD (95% Wilson "
+        "interval). Only labelled steps count: where labels were a stratified sample, read the share "
+        "as the sample's.",
+        "",
+        "| action | labelled rewarded steps | GOOD | share |",
+        "|---|---|---|---|",
+    ]
+    for action, row in reading.items():
+        share = (
+            "n/a"
+            if row["good_share"] is None
+            else f"{_share(row['good_share'])} [{_share(row['low'])}, {_share(row['high'])}]"
+        )
+        lines.append(f"| {action} | {row['labelled']} | {row['good']} | {share} |")
+    return [*lines, ""]
+
+
 def _sample_lines(action: str, samples: list[dict[str, Any]]) -> list[str]:
     lines = [f"### {action}", ""]
     if not samples:
@@ -344,6 +409,7 @@ def audit_markdown(audit: dict[str, Any]) -> str:
         "",
         *junk_tables(junk),
         "",
+        *_reading_lines(audit.get("reading")),
         f"## Rewarded rewrites, {max(map(len, audit['samples'].values()), default=0)} per action at "
         f"random (seed {audit['sample_seed']})",
         "",
