@@ -69,13 +69,16 @@ class TeaMsInstructEnv(InstructionEnvCore):
 
     ## Rewards
 
-    1 when the reviewer says "Not Equal" and the rewrite is a valid instruction, else 0; minus
-    ``leak_penalty`` when the rewrite copies words of the rewrite prompt (Evol-Instruct's
-    elimination rule 4). On the embedded default the reviewer is the 4-bit SmolLM2 read by a
-    trained review head (one forward pass gives P(Not Equal) and P(valid); its accuracy on the
-    held-out split of the bundled reviewer benchmark is in ``benchmarks/results/reviewer_bench``).
-    A rewrite that is empty, a copy, cut off at the token limit, a loop of repeated words or
-    leaks prompt words is invalid without asking the reviewer.
+    1 when the reviewer says "Not Equal", the rewrite is a valid instruction and, where the review
+    head has a GOOD head, it calls the rewrite GOOD for its action; else 0; minus ``leak_penalty``
+    when the rewrite copies words of the rewrite prompt (Evol-Instruct's elimination rule 4). On
+    the embedded default the reviewer is the 4-bit SmolLM2 read by a trained review head (one
+    forward pass gives P(Not Equal), P(valid) and P(GOOD): the last fitted on the expert's own
+    rewrites labelled blind by readers; how often what it pays is GOOD is measured in
+    ``benchmarks/results/reward_reading.md``). A rewrite that is empty, a copy, cut off at the
+    token limit, a loop of repeated words, leaks prompt words or breaks a judge rule (template
+    reasoning steps, a reference to input it no longer carries) is invalid without asking the
+    reviewer.
 
     ## Starting State
 
@@ -117,7 +120,8 @@ class TeaMsInstructEnv(InstructionEnvCore):
       ``"generate"`` or ``"embedding"`` (sentence-embedding distance, no LLM: a baseline);
       ``reviewer_threshold``: the P(Not Equal) from which a rewrite is rewarded, or ``"auto"``
       (the head's own, or calibrated once on anchor pairs with known answers);
-      ``reviewer_head``: ``"bundled"`` or a head file written by ``teams-rl train-reviewer``.
+      ``reviewer_head``: ``"bundled"``, an earlier shipped head (``"pairs-v1"``, what the shipped
+      pack was recorded with) or a head file written by ``teams-rl train-reviewer``.
     - ``max_new_tokens``, ``temperature``, ``sample_seed`` (0): the expert's decoding (greedy by
       default).
     - ``max_instruction_chars`` (4000): longer instructions are refused with a clear error.

@@ -53,7 +53,8 @@ class EnvConfig:
         "verdict), head, likelihood, generate, embedding",
     )
     reviewer_head: str = option(
-        "bundled", "review head: bundled, an earlier shipped head (pairs-v1), or a file from teams-rl train-reviewer"
+        "bundled",
+        "review head: bundled, an earlier shipped head (pairs-v1), or a file from teams-rl train-reviewer",
     )
     reviewer_threshold: float | str = option(
         "auto", "P(Not Equal) from which a rewrite is rewarded, or auto (calibrated)"

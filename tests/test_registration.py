@@ -11,12 +11,24 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from teams_env import ENV_IDS, REPLAY_ENV_IDS
+from teams_env import ENV_IDS, REPLAY_ENV_IDS, env_id
 
 
 def test_registered_on_import():
     ours = {env_id for env_id in gym.registry if env_id.startswith("TeaMsInstruct")}
     assert ours == set(ENV_IDS) | set(REPLAY_ENV_IDS)  # the replay ids are checked in test_replay.py
+    assert len(ours) == 8
+
+
+def test_v1_observes_verdicts_with_the_same_dynamics(scripted_env_kwargs):
+    v0 = gym.make("TeaMsInstructDiscrete-v0", **scripted_env_kwargs()).unwrapped
+    v1 = gym.make("TeaMsInstructDiscrete-v1", **scripted_env_kwargs()).unwrapped
+    assert not v0.observe_verdicts and v1.observe_verdicts
+    assert v1.observation_space.shape[0] == v0.observation_space.shape[0] + v0.max_steps + 1
+    assert v0.on_failure == v1.on_failure == "revert"
+    assert env_id("discrete", observe_verdicts=True, replay=True) == "TeaMsInstructReplayDiscrete-v1"
+    with pytest.raises(ValueError, match="action_type"):
+        env_id("hybrid")
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)

@@ -101,11 +101,10 @@ class PackRun:
 def _env(run: PackRun, split: str, seed: int = 0) -> Any:
     import gymnasium as gym
 
-    from teams_env import REPLAY_ENV_IDS
+    from teams_env import env_id
 
-    env_id = REPLAY_ENV_IDS[run.action_type == "discrete"]
     env = gym.make(
-        env_id,
+        env_id(run.action_type, observe_verdicts=run.observe_verdicts, replay=True),
         pack=run.pack,
         seeds=split,
         observation=run.observation,

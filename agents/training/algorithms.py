@@ -14,13 +14,11 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from teams_env import ENV_IDS
+from teams_env import ACTION_TYPES, env_id
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-ACTION_TYPES = ("continuous", "discrete")
-ENV_ID_BY_ACTION_TYPE = dict(zip(ACTION_TYPES, ENV_IDS))
 CONTINUOUS_ONLY = ("continuous",)
 BOTH = ("continuous", "discrete")
 DISCRETE_ONLY = ("discrete",)
@@ -52,7 +50,7 @@ class Algorithm:
         if requested not in self.action_types:
             raise ValueError(
                 f"algorithm '{self.name}' does not support {requested} actions "
-                f"({ENV_ID_BY_ACTION_TYPE[requested]}); it supports: {', '.join(self.action_types)}"
+                f"({env_id(requested)}); it supports: {', '.join(self.action_types)}"
             )
         return requested
 

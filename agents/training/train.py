@@ -22,12 +22,12 @@ from typing import Any
 
 import yaml
 
-from teams_env import REPLAY_ENV_IDS
+from teams_env import env_id as registered_id
 from teams_env.llm.accounting import ROLES, QueryLedger, RoleUsage
 from teams_env.options import build, dump
 from teams_rl.agents.commands import TrainConfig
 from teams_rl.agents.training import own_models
-from teams_rl.agents.training.algorithms import ENV_ID_BY_ACTION_TYPE, Algorithm, get_algorithm
+from teams_rl.agents.training.algorithms import Algorithm, get_algorithm
 from teams_rl.agents.training.hyperparameters import load_hyperparams, model_arguments
 from teams_rl.agents.training.pack_training import (
     checkpoint_steps,
@@ -209,7 +209,7 @@ def train(config: TrainConfig, env_overrides: Mapping[str, Any] | None = None) -
     algorithm = get_algorithm(config.algo)
     action_type = algorithm.resolve_action_type(config.action_type)
     pack = load_training_pack(config) if config.pack else None
-    env_id = REPLAY_ENV_IDS[action_type == "discrete"] if pack else ENV_ID_BY_ACTION_TYPE[action_type]
+    env_id = registered_id(action_type, observe_verdicts=config.observe_verdicts, replay=pack is not None)
     hyperparams = load_hyperparams(algorithm, config.hyperparams_file, config.hyperparams)
     if resuming:
         _check_resumed_hyperparams(run_dir, hyperparams)

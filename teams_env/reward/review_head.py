@@ -61,6 +61,8 @@ def shipped_head_name(fingerprint: str) -> str | None:
         if path.is_file() and ReviewHead.load(path).fingerprint == fingerprint:
             return name
     return None
+
+
 HEAD_FORMAT = 3
 """Format 3 may hold a GOOD head and judge rules (:attr:`ReviewHead.good`, :attr:`ReviewHead.rules`);
 format 2 names the head's features (:attr:`ReviewHead.features`); format 1 files (hidden state

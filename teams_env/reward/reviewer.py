@@ -274,11 +274,7 @@ class Reviewer:
             ) from None
 
     def _usable_head(self, head: str | os.PathLike[str] | ReviewHead, *, required: bool) -> ReviewHead | None:
-        loaded = (
-            head
-            if isinstance(head, ReviewHead)
-            else ReviewHead.load(head_path(head))
-        )
+        loaded = head if isinstance(head, ReviewHead) else ReviewHead.load(head_path(head))
         problem = None
         if loaded.model_id != self.service.backend.model_id:
             problem = (
