@@ -177,11 +177,12 @@ def prompted_items(seed: int = 0) -> list[dict[str, Any]]:
     return items
 
 
-def specialist_items() -> list[dict[str, Any]]:
-    """Every distinct specialist rewrite that reached the reviewer (stratum size 1: no sampling)."""
+def specialist_items(depths: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Every distinct specialist rewrite at ``depths`` that reached the reviewer (stratum size 1:
+    no sampling)."""
     seen: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in _read(REWRITES):
-        if row["rewrite_failure"] is None:
+        if row["rewrite_failure"] is None and row["depth"] in depths:
             item = _item(
                 "specialist",
                 row["split"],
@@ -197,8 +198,13 @@ def specialist_items() -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+SOURCES = {"prompted": (), "specialist": (1,), "specialist_deeper": (2, 3)}
+"""Item folders: the prompted expert's sample, and the specialist's rewrites at depth 1 and deeper
+(read in two rounds, as the rewrites came)."""
+
+
 def sample(source: str) -> None:
-    items = prompted_items() if source == "prompted" else specialist_items()
+    items = prompted_items() if source == "prompted" else specialist_items(SOURCES[source])
     out = FOLDER / source / "items.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items), encoding="utf-8")
@@ -381,7 +387,7 @@ def _markdown(payload: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("stage", choices=["rewrite", "sample", "report"])
-    parser.add_argument("--source", choices=["prompted", "specialist"], default="specialist")
+    parser.add_argument("--source", choices=list(SOURCES), default="specialist")
     args = parser.parse_args()
     if args.stage == "rewrite":
         rewrite()

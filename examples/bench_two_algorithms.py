@@ -1,12 +1,14 @@
 """Benchmark two RL algorithms on instruction diversity: TRPO (the paper's) against PPO, with
 uniform random rewrites as the floor, over two seeds.
 
-    python examples/bench_two_algorithms.py             # the embedded SmolLM2 model (about an hour)
+    python examples/bench_two_algorithms.py             # the embedded models (minutes to an hour)
     python examples/bench_two_algorithms.py --scripted  # a scripted stand-in LLM (seconds)
 
+Rewrites are capped at 96 new tokens, as in train_trpo.py: a rewrite of a short instruction needs
+far fewer, and the rare one that runs on to the cap costs a query's worth of decoding, not more.
 The same from the command line:
 
-    teams-rl bench --algos trpo,ppo,uniform --run-seeds 0,1 --budget 96 --out bench
+    teams-rl bench --algos trpo,ppo,uniform --run-seeds 0,1 --budget 96 --max-new-tokens 96 --out bench
 """
 
 import sys
@@ -21,6 +23,7 @@ config = BenchConfig(
     run_seeds=[0, 1],
     budget=96,
     eval_limit=8,
+    max_new_tokens=96,
     out="bench",
     **scripted,
 )

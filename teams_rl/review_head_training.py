@@ -20,10 +20,19 @@ from teams_env.reward.review_head import (
 )
 from teams_env.roc import roc_auc
 
-GOOD_FEATURES = ("action",)
-"""The GOOD head's action block by default (chosen by cross-validation on the labelled rewrites:
-benchmarks/results/reward_reading.md)."""
-GOOD_DEFAULTS = {"components": 8, "l2": 10.0}
+GOOD_FEATURES = (
+    "action",
+    "action*distance",
+    "action*length_ratio",
+    "action*new_share",
+    "action*dropped_share",
+    "action*has_data",
+)
+"""The GOOD head's action block by default: an intercept per action, and per action its own weight
+on how far the rewrite moved, how much longer it got, what it added and dropped and whether it
+added data (breadth should move away, the others should keep the task). Chosen by cross-validation
+on the labelled rewrites (benchmarks/results/reward_reading.md)."""
+GOOD_DEFAULTS = {"components": 8, "l2": 30.0}
 """The GOOD head's fitting defaults (``teams-rl train-reviewer --good-*``), chosen the same way."""
 
 
@@ -58,9 +67,15 @@ def balanced_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(max(candidates, key=balanced))
 
 
+MIN_RECALL = 0.25
+"""A GOOD head must still pay: a threshold that reaches the precision only by calling almost
+nothing (less than this share of the GOOD rows) does not count as reaching it."""
+
+
 def precision_threshold(scores: np.ndarray, labels: np.ndarray, precision: float) -> tuple[float, bool]:
-    """(threshold, reached): the lowest threshold (most recall) whose calls reach ``precision``;
-    where none does, the one of best F0.5 (precision weighed twice as much as recall)."""
+    """(threshold, reached): the lowest threshold (most recall) whose calls reach ``precision``
+    with a recall of at least :data:`MIN_RECALL`; where none does, the one of best F0.5 (precision
+    weighed twice as much as recall)."""
     order = np.argsort(-scores, kind="stable")
     sorted_scores, hits = scores[order], labels[order].astype(float)
     true_positives = np.cumsum(hits)
@@ -68,10 +83,10 @@ def precision_threshold(scores: np.ndarray, labels: np.ndarray, precision: float
     # Only cut between distinct scores: a threshold calls every row of its score alike.
     last_of_score = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
     precisions = np.where(last_of_score, true_positives / called, -1.0)
-    reached = np.flatnonzero(precisions >= precision)
-    if len(reached):
-        return float(sorted_scores[reached[-1]]), True
     recalls = true_positives / max(hits.sum(), 1.0)
+    reached = np.flatnonzero(precisions >= precision)
+    if len(reached) and recalls[reached[-1]] >= MIN_RECALL:
+        return float(sorted_scores[reached[-1]]), True
     f_half = np.where(
         last_of_score, 1.25 * precisions * recalls / np.maximum(0.25 * precisions + recalls, 1e-12), -1.0
     )

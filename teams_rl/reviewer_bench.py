@@ -62,6 +62,48 @@ INPUT_TARGETS = {
 
 FIELDS = ("id", "base", "split", "category", "before", "after", "label", "valid")
 
+CATEGORY_ACTIONS = {
+    "add_constraint": "add_constraints",
+    "deepen": "deepening",
+    "concretize": "concretizing",
+    "reasoning": "increase_reasoning",
+    "add_input": "complicate_input",
+    "coherent_input": "complicate_input",
+    "junk_input": "complicate_input",
+    "breadth": "breadth",
+}
+"""The action whose rewrite a pair's category is. A judge that reads the action (a GOOD head)
+judges the other pairs (copies, paraphrases, answers, garbage, leaks) under every action and
+pays them if any action would: the strictest reading for pairs that should earn nothing."""
+
+
+def reward_score(judgement: Judgement) -> float:
+    """What the env's judge pays on, as a score: P(GOOD) where the head has a GOOD head, else
+    P(Not Equal) x P(valid); 0 where a rule refused the rewrite."""
+    if judgement.method == "rule":
+        return 0.0
+    if judgement.p_good is not None:
+        return judgement.p_good
+    return judgement.p_not_equal * (1.0 if judgement.p_valid is None else judgement.p_valid)
+
+
+def judge_pairs(reviewer: Any, pairs: Sequence[LabelledPair]) -> list[Judgement]:
+    """The reviewer's judgement of each pair; a judge that reads the action gets the action of the
+    pair's category, or for other pairs the best of every action (:data:`CATEGORY_ACTIONS`)."""
+    from teams_env.actions import ACTION_NAMES
+
+    before_after = [(p.before, p.after) for p in pairs]
+    head = getattr(reviewer, "head", None)
+    if head is None or head.good is None or reviewer.method != "head":
+        return reviewer.judge(before_after)
+    per_action = [reviewer.judge(before_after, actions=[a] * len(pairs)) for a in range(len(ACTION_NAMES))]
+    judged = []
+    for i, pair in enumerate(pairs):
+        action = CATEGORY_ACTIONS.get(pair.category)
+        options = [per_action[ACTION_NAMES.index(action)][i]] if action else [j[i] for j in per_action]
+        judged.append(max(options, key=reward_score))
+    return judged
+
 
 class BenchFileError(ValueError):
     """A benchmark file that cannot be used; the message names the file and line."""
@@ -173,7 +215,10 @@ def evaluate_judgements(pairs: Sequence[LabelledPair], judgements: Sequence[Judg
       ROC AUC of P(Not Equal), balanced accuracy at the reviewer's decision, how often surface edits
       and paraphrases were called Equal and real additions Not Equal.
     - ``validity``: on every pair, precision and recall of calling a rewrite invalid.
-    - ``reward``: on every pair, accuracy of the env's reward (valid and Not Equal).
+    - ``reward``: on every pair, accuracy of the env's reward (valid and Not Equal, and GOOD where
+      the judge has a GOOD head), the ROC AUC of what it pays on (:func:`reward_score`), and
+      precision and recall of paying for a pair labelled rewarded (Not Equal and valid), with 95%
+      Wilson intervals, overall and per action (:data:`CATEGORY_ACTIONS`).
     - ``categories``: per category, the share judged as labelled, the share judged valid as
       labelled, and the share rewarded.
     - ``input``: per input category (:data:`INPUT_CATEGORIES`), the share rewarded, the share the
@@ -228,9 +273,42 @@ def evaluate_judgements(pairs: Sequence[LabelledPair], judgements: Sequence[Judg
             "recall_invalid": true_flags / max(1, sum(invalid)),
             "valid_kept": _mean([j.valid for p, j in zip(pairs, judgements) if p.valid]),
         },
-        "reward": {"accuracy": float(np.mean([p.rewarded == j.rewarded for p, j in zip(pairs, judgements)]))},
+        "reward": {
+            "accuracy": float(np.mean([p.rewarded == j.rewarded for p, j in zip(pairs, judgements)])),
+            **_paid_for(pairs, judgements),
+            "per_action": {
+                action: _paid_for(*zip(*rows))
+                for action in dict.fromkeys(CATEGORY_ACTIONS.values())
+                if (
+                    rows := [
+                        (p, j)
+                        for p, j in zip(pairs, judgements)
+                        if CATEGORY_ACTIONS.get(p.category) == action
+                    ]
+                )
+            },
+        },
         "categories": categories,
         "input": inputs,
+    }
+
+
+def _paid_for(pairs: Sequence[LabelledPair], judgements: Sequence[Judgement]) -> dict[str, Any]:
+    """AUC of :func:`reward_score` for the rewarded label; precision and recall of paying, with
+    95% Wilson intervals (None where there is nothing to divide by)."""
+    from teams_rl.reading import wilson_interval
+
+    labels = np.array([p.rewarded for p in pairs])
+    paid = np.array([j.rewarded for j in judgements])
+    scores = np.array([reward_score(j) for j in judgements])
+    hits = int((labels & paid).sum())
+    return {
+        "pairs": len(pairs),
+        "roc_auc": roc_auc(scores[labels], scores[~labels]) if 0 < labels.sum() < len(labels) else None,
+        "precision": hits / int(paid.sum()) if paid.any() else None,
+        "precision_interval": wilson_interval(hits, int(paid.sum())) if paid.any() else None,
+        "recall": hits / int(labels.sum()) if labels.any() else None,
+        "recall_interval": wilson_interval(hits, int(labels.sum())) if labels.any() else None,
     }
 
 

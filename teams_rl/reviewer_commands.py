@@ -25,9 +25,11 @@ BATCH = 16
 
 @dataclass
 class ReviewerOptions:
-    # Here there is no expert to fall back on: the reviewer's default is the env's expert.
+    # Here there is no expert to fall back on: the reviewer's default is the env's expert, and as in
+    # the env, a specialist expert's reviewer is its base model (the adapter was trained to rewrite).
     reviewer: str = env_option(
-        "expert", "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?..."
+        "expert",
+        "reviewer LLM backend: llamacpp[:GGUF], hf[:MODEL], openai:MODEL?... (a specialist: its base model)",
     )
     bench: str = option(
         "bundled",
@@ -43,11 +45,11 @@ class ReviewerOptions:
 
     def service(self) -> Any:
         from teams_env.llm.cache import open_cache
-        from teams_env.llm.registry import shared_backend
+        from teams_env.llm.registry import shared_backend, without_adapter
         from teams_env.llm.service import LLMService
 
         return LLMService(
-            shared_backend(self.reviewer),
+            without_adapter(shared_backend(self.reviewer)),
             "reviewer",
             cache=open_cache(self.cache),
         )
@@ -163,7 +165,7 @@ def run_bench(config: ReviewerBenchConfig) -> int:
     from teams_env.encoder import shared_encoder
     from teams_env.reward.reviewer import Reviewer
     from teams_env.system_info import machine
-    from teams_rl.reviewer_bench import evaluate_judgements
+    from teams_rl.reviewer_bench import evaluate_judgements, judge_pairs
 
     pairs = config.pairs(_splits(config.split))
     method = config.review_method
@@ -188,7 +190,7 @@ def run_bench(config: ReviewerBenchConfig) -> int:
     start = time.perf_counter()
     for first in tqdm(range(0, len(pairs), BATCH), desc="reviewer-bench", unit="batch"):
         batch = pairs[first : first + BATCH]
-        judgements += reviewer.judge([(p.before, p.after) for p in batch])
+        judgements += judge_pairs(reviewer, batch)
     seconds = time.perf_counter() - start
     report = evaluate_judgements(pairs, judgements)
     calls = requests() - calls_before
@@ -233,6 +235,17 @@ def _no_llm() -> Any:
     return LLMService(ScriptedBackend(), "reviewer")
 
 
+def _paid_line(row: dict[str, Any]) -> str:
+    def share(name: str) -> str:
+        if row[name] is None:
+            return "n/a"
+        low, high = row[f"{name}_interval"]
+        return f"{row[name]:.2f} [{low:.2f}, {high:.2f}]"
+
+    auc = "n/a" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+    return f"AUC {auc}, precision {share('precision')}, recall {share('recall')}"
+
+
 def format_report(report: dict[str, Any]) -> str:
     review, validity = report["review"], report["validity"]
     reviewer = report["reviewer"]
@@ -261,6 +274,10 @@ def format_report(report: dict[str, Any]) -> str:
                 f"| {name} | {row['pairs']} | {row['rewarded']:.0%} | {row['caught_by_rules']:.0%} | "
                 f"{row['target']} | {'yes' if row['met'] else 'no'} |"
             )
+    per_action = report["reward"].get("per_action", {})
+    if per_action:
+        lines += ["", "| action (by category) | pairs | paid for rewarded pairs |", "|---|---|---|"]
+        lines += [f"| {action} | {row['pairs']} | {_paid_line(row)} |" for action, row in per_action.items()]
     cost = report["cost"]
     lines += [
         "",
@@ -271,7 +288,8 @@ def format_report(report: dict[str, Any]) -> str:
         f"- validity: ROC AUC {validity['roc_auc']:.3f}; invalid rewrites caught with precision "
         f"{validity['precision_invalid']:.2f}, recall {validity['recall_invalid']:.2f}; valid rewrites kept "
         f"{validity['valid_kept']:.0%}",
-        f"- reward (valid and Not Equal) matches the label for {report['reward']['accuracy']:.0%} of pairs",
+        f"- reward (valid and Not Equal, and GOOD where the judge has a GOOD head) matches the label for "
+        f"{report['reward']['accuracy']:.0%} of pairs; paid for rewarded pairs: {_paid_line(report['reward'])}",
         f"- cost: {cost['llm_calls_per_judgement']:.2f} LLM calls and {cost['seconds_per_judgement']:.3f} s "
         "per judgement",
     ]

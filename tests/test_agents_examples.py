@@ -18,9 +18,8 @@ def _run(script: str, cwd: Path, flag: str = "--scripted", env: dict[str, str] |
         cwd=cwd,
         capture_output=True,
         text=True,
-        # The real-model bench example on a cold cache: about 7 minutes with the prompted expert,
-        # past 15 with the specialist (it writes whole instructions, and its loops run to the limit).
-        timeout=2400,
+        # The real-model bench example on a cold cache is the longest (minutes).
+        timeout=1800,
         check=False,
         env=env,
     )

@@ -27,6 +27,9 @@ def test_precision_threshold_takes_the_most_recall_that_reaches_the_precision():
     # No cut reaches 0.99 when the top row is wrong: the best F0.5 instead, flagged as not reached.
     threshold, reached = precision_threshold(np.array([0.9, 0.8, 0.7]), np.array([0, 1, 1]), 0.99)
     assert not reached and threshold == 0.7
+    # A precision reached only by calling one GOOD row of five is no reward: F0.5 again.
+    threshold, reached = precision_threshold(scores, np.array([1, 0, 0, 1, 1, 1, 0, 1]), 0.99)
+    assert not reached and threshold < 0.9
 
 
 def _head_and_rewrites(rng, n=240):
