@@ -258,6 +258,7 @@ def judge_rows(rows: list[dict[str, Any]], head: str, cut_offs: dict) -> list[di
     from teams_env.llm.registry import shared_backend
     from teams_env.llm.service import LLMService
     from teams_env.reward.reviewer import Reviewer
+    from teams_rl.reviewer_bench import reward_score
 
     reviewer = Reviewer(
         LLMService(shared_backend("llamacpp"), "reviewer", cache=open_cache("auto")), method="head", head=head
@@ -271,11 +272,7 @@ def judge_rows(rows: list[dict[str, Any]], head: str, cut_offs: dict) -> list[di
             actions=[ACTION_NAMES.index(r["action"]) for r in batch],
         )
         for row, j in zip(batch, judgements):
-            score = (
-                0.0
-                if j.method == "rule"
-                else (j.p_good if j.p_good is not None else j.p_not_equal * (j.p_valid or 0.0))
-            )
+            score = reward_score(j)
             judged.append(
                 {
                     **row,

@@ -121,3 +121,64 @@ def test_the_good_head_decides_what_is_paid():
     info = {"verdict": unpaid.verdict, "valid": True, "good": False, "p_good": unpaid.p_good, "reward": 0.0}
     assert not rewarded_in(info) and unpaid_reason(info).startswith("the judge does not call it GOOD")
     assert rewarded_in({**info, "good": None})  # a pack recorded before GOOD heads
+
+
+def _pair(category: str, rewarded: bool):
+    from teams_rl.reviewer_bench import LabelledPair
+
+    label = "Not Equal" if rewarded else "Equal"
+    return LabelledPair(f"{category}-{rewarded}", "b", "test", category, "before", "after", label, True)
+
+
+def test_the_benchmark_counts_what_the_judge_pays_for_on_a_hand_made_case():
+    from teams_env.reward.reviewer import Judgement
+    from teams_rl.reviewer_bench import evaluate_judgements
+
+    def judged(p_good: float, paid: bool) -> Judgement:
+        return Judgement("Not Equal", 0.9, "head", p_valid=0.9, p_good=p_good, good=paid)
+
+    pairs = [
+        _pair("deepen", True),  # paid, right
+        _pair("deepen", True),  # missed
+        _pair("breadth", True),  # paid, right
+        _pair("surface", False),  # paid, wrong
+        _pair("paraphrase", False),  # not paid, right
+    ]
+    judgements = [
+        judged(0.9, True),
+        judged(0.2, False),
+        judged(0.8, True),
+        judged(0.7, True),
+        judged(0.1, False),
+    ]
+    reward = evaluate_judgements(pairs, judgements)["reward"]
+    assert reward["precision"] == pytest.approx(2 / 3) and reward["recall"] == pytest.approx(2 / 3)
+    # Scores of the rewarded pairs 0.9, 0.2, 0.8 against 0.7, 0.1: 5 of 6 orderings right.
+    assert reward["roc_auc"] == pytest.approx(5 / 6)
+    low, high = reward["precision_interval"]
+    assert low < 2 / 3 < high
+    assert reward["per_action"]["deepening"]["recall"] == 0.5
+    assert reward["per_action"]["deepening"]["precision"] == 1.0
+    assert set(reward["per_action"]) == {"deepening", "breadth"}
+    assert reward["accuracy"] == pytest.approx(3 / 5)
+
+
+def test_a_pair_without_an_action_is_paid_if_any_action_would_pay_it():
+    from teams_env.actions import ACTION_NAMES
+    from teams_env.reward.reviewer import Judgement
+    from teams_rl.reviewer_bench import judge_pairs
+
+    class ByAction:
+        """A judge whose P(GOOD) is the action's index / 10: breadth 0.0 ... complicate_input 0.5."""
+
+        method = "head"
+        head = type("Head", (), {"good": object()})()
+
+        def judge(self, pairs, actions):
+            return [
+                Judgement("Not Equal", 0.9, "head", p_valid=0.9, p_good=a / 10, good=a >= 4) for a in actions
+            ]
+
+    judged = judge_pairs(ByAction(), [_pair("deepen", True), _pair("surface", False)])
+    assert judged[0].p_good == ACTION_NAMES.index("deepening") / 10 and not judged[0].rewarded
+    assert judged[1].p_good == 0.5 and judged[1].rewarded  # the strictest reading: the best action
