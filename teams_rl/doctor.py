@@ -210,13 +210,19 @@ def expert_answers() -> str:
 
 
 def reviewer_judges() -> str:
+    from teams_env.actions import ACTION_NAMES
     from teams_env.llm.registry import make_backend
     from teams_env.llm.service import LLMService
     from teams_env.reward.reviewer import Reviewer
 
     reviewer = Reviewer(LLMService(make_backend("llamacpp"), "reviewer"), method="head")
-    judgement = reviewer.judge([(ROLE_INSTRUCTION, ROLE_REWRITE)])[0]
-    return f"{judgement.verdict}, P(Not Equal) {judgement.p_not_equal:.2f}, P(valid) {judgement.p_valid or 0:.2f}"
+    action = ACTION_NAMES.index("concretizing")
+    judgement = reviewer.judge([(ROLE_INSTRUCTION, ROLE_REWRITE)], actions=[action])[0]
+    good = "" if judgement.p_good is None else f", P(GOOD) {judgement.p_good:.2f}"
+    return (
+        f"{judgement.verdict}, P(Not Equal) {judgement.p_not_equal:.2f}, "
+        f"P(valid) {judgement.p_valid or 0:.2f}{good}"
+    )
 
 
 def encoder_embeds() -> str:

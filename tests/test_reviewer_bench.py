@@ -25,6 +25,7 @@ from teams_rl.reviewer_bench import (
     REVIEW_CATEGORIES,
     BenchFileError,
     evaluate_judgements,
+    judge_pairs,
     load_benches,
     load_pairs,
 )
@@ -275,14 +276,15 @@ def test_the_shipped_head_passes_a_fixed_part_of_the_held_out_split():
     held_out = [p for p in PAIRS if p.split == "test"]
     subset = [p for c in CATEGORIES for p in [q for q in held_out if q.category == c][:6]]
     reviewer = Reviewer(LLMService(shared_backend("llamacpp"), "reviewer"))
-    assert reviewer.method == "head"
-    report = evaluate_judgements(subset, reviewer.judge([(p.before, p.after) for p in subset]))
+    assert reviewer.method == "head" and reviewer.head.good is not None
+    report = evaluate_judgements(subset, judge_pairs(reviewer, subset))
     assert report["review"]["roc_auc"] >= 0.85
     assert report["review"]["surface_and_paraphrase_called_equal"] >= 0.75
     assert report["review"]["additions_called_not_equal"] >= 0.75
     for category in (*ADDITION_CATEGORIES, "paraphrase", "answer", "garbled", "copy"):
         assert report["categories"][category]["validity_accuracy"] >= 0.5, category
-    assert reviewer.service.ledger.total().queries <= len(subset)  # at most one LLM call per pair
+    # At most one LLM call per pair: judged under every action, a pair's hidden state is read once.
+    assert reviewer.service.ledger.total().queries <= len(subset)
 
 
 def test_a_stale_head_for_the_same_model_file_warns(caplog):
