@@ -8,10 +8,10 @@ import sys
 
 import gymnasium as gym
 
-import teams_env  # noqa: F401  (registers TeaMsInstruct-v0 and TeaMsInstructDiscrete-v0)
+import teams_env  # noqa: F401  (registers TeaMsInstruct-v1 and TeaMsInstructDiscrete-v1)
 
 scripted = {"expert": "scripted", "encoder": "hashing", "cache": None} if "--scripted" in sys.argv else {}
-env = gym.make("TeaMsInstructDiscrete-v0", render_mode="ansi", **scripted)
+env = gym.make("TeaMsInstructDiscrete-v1", render_mode="ansi", **scripted)
 
 obs, info = env.reset(seed=0, options={"instruction": "How to cook food"})
 print(env.render())

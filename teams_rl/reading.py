@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from teams_env.options import option
+from teams_rl.agents.benchmark.statistics import wilson_interval
 from teams_rl.finetune.records import read_records
 
 LABELS = ("GOOD", "SAME", "DRIFT", "ANSWER", "JUNK")
@@ -135,16 +136,6 @@ def cohen_kappa(first: list[str], second: list[str]) -> float:
     counts_a, counts_b = Counter(first), Counter(second)
     expected = sum(counts_a[label] * counts_b[label] for label in set(first) | set(second)) / n**2
     return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def read_labels(paths: list[Path]) -> list[dict[str, str]]:

@@ -18,7 +18,7 @@ def _run(code: str) -> subprocess.CompletedProcess[str]:
 def test_the_discrete_replay_env_loads_no_model_library():
     child = _run(
         "import sys, gymnasium as gym, teams_env\n"
-        "env = gym.make('TeaMsInstructReplayDiscrete-v0')\n"
+        "env = gym.make('TeaMsInstructReplayDiscrete-v1')\n"
         "env.reset(seed=0); env.step(0)\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])\n"
     )
@@ -32,7 +32,7 @@ def test_the_continuous_replay_env_loads_its_encoder_quietly():
     bitsandbytes' CPU warnings or a weight-loading bar."""
     child = _run(
         "import gymnasium as gym, teams_env\n"
-        "env = gym.make('TeaMsInstructReplay-v0')\n"
+        "env = gym.make('TeaMsInstructReplay-v1')\n"
         "env.reset(seed=0); env.step(env.action_space.sample())\n"
     )
     assert child.returncode == 0, child.stderr

@@ -180,9 +180,9 @@ def test_format_1_heads_still_load_and_other_formats_are_refused(tmp_path):
     old = ReviewHead.load(tmp_path / "v1.json")
     assert old.features == (HIDDEN,) and old.encoder == ""
     assert np.allclose(old.predict(states)[0], plain.predict(states)[0], atol=1e-5)
-    (tmp_path / "v3.json").write_text(json.dumps({**data, "format": 3}))
-    with pytest.raises(ValueError, match=r"unsupported format 3 .*retrain it with teams-rl train-reviewer"):
-        ReviewHead.load(tmp_path / "v3.json")
+    (tmp_path / "v4.json").write_text(json.dumps({**data, "format": 4}))
+    with pytest.raises(ValueError, match=r"unsupported format 4 .*retrain it with teams-rl train-reviewer"):
+        ReviewHead.load(tmp_path / "v4.json")
     (tmp_path / "bad.json").write_text(json.dumps({**data, "format": 2, "features": ["hidden", "vibes"]}))
     with pytest.raises(ValueError, match="not a review head \\(unknown feature 'vibes'"):
         ReviewHead.load(tmp_path / "bad.json")

@@ -194,7 +194,7 @@ def reading_shares(
     """Per action (and ``all``), over the distinct rewarded steps that readers labelled
     (``labels``: the reading protocol's label of each triple), how many were GOOD, with a 95%
     Wilson interval on the share."""
-    from teams_rl.reading import wilson_interval
+    from teams_rl.agents.benchmark.statistics import wilson_interval
 
     labelled: dict[str, dict[Triple, str]] = {name: {} for name in ACTION_NAMES}
     for node, before in transitions(pack):
