@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from teams_env.actions import ACTION_NAMES
 from teams_env.llm.base import ScoringUnsupported
 from teams_env.llm.registry import shared_backend
 from teams_env.llm.scripted import ScriptedBackend
@@ -124,12 +125,13 @@ EXTENSION = " Include at least three concrete examples and end with a short summ
 def test_embedded_reviewer_tells_identical_from_clearly_extended():
     reviewer = Reviewer(LLMService(shared_backend("llamacpp"), "reviewer"))
     seeds = [s.text for s in load_seeds().seeds if not s.input][::4][:24]
-    same = reviewer.judge([(s, s) for s in seeds])
-    extended = reviewer.judge([(s, s + EXTENSION) for s in seeds])
+    adds = [ACTION_NAMES.index("add_constraints")] * len(seeds)  # the bundled judge reads the action
+    same = reviewer.judge([(s, s) for s in seeds], actions=adds)
+    extended = reviewer.judge([(s, s + EXTENSION) for s in seeds], actions=adds)
     # A 135M reviewer is a weak judge: the test asks for a clear majority, not perfection.
     assert np.mean([j.verdict == EQUAL for j in same]) >= 0.5
     assert np.mean([j.verdict == NOT_EQUAL for j in extended]) >= 0.6
     assert np.mean([j.p_not_equal for j in extended]) > np.mean([j.p_not_equal for j in same])
     single = "Describe how volcanoes form."
-    assert reviewer.judge([(single, single)])[0].verdict == EQUAL
-    assert reviewer.judge([(single, single + EXTENSION)])[0].verdict == NOT_EQUAL
+    assert reviewer.judge([(single, single)], actions=adds[:1])[0].verdict == EQUAL
+    assert reviewer.judge([(single, single + EXTENSION)], actions=adds[:1])[0].verdict == NOT_EQUAL
