@@ -89,20 +89,25 @@ def reward_score(judgement: Judgement) -> float:
 
 def judge_pairs(reviewer: Any, pairs: Sequence[LabelledPair]) -> list[Judgement]:
     """The reviewer's judgement of each pair; a judge that reads the action gets the action of the
-    pair's category, or for other pairs the best of every action (:data:`CATEGORY_ACTIONS`)."""
+    pair's category, and the other pairs are judged under every action and kept at the best one
+    (:data:`CATEGORY_ACTIONS`). Each pair is read once."""
     from teams_env.actions import ACTION_NAMES
 
-    before_after = [(p.before, p.after) for p in pairs]
     head = getattr(reviewer, "head", None)
     if head is None or head.good is None or reviewer.method != "head":
-        return reviewer.judge(before_after)
-    per_action = [reviewer.judge(before_after, actions=[a] * len(pairs)) for a in range(len(ACTION_NAMES))]
-    judged = []
-    for i, pair in enumerate(pairs):
-        action = CATEGORY_ACTIONS.get(pair.category)
-        options = [per_action[ACTION_NAMES.index(action)][i]] if action else [j[i] for j in per_action]
-        judged.append(max(options, key=reward_score))
-    return judged
+        return reviewer.judge([(p.before, p.after) for p in pairs])
+    known = [i for i, p in enumerate(pairs) if p.category in CATEGORY_ACTIONS]
+    other = [i for i, p in enumerate(pairs) if p.category not in CATEGORY_ACTIONS]
+    judged: dict[int, Judgement] = {}
+    if known:
+        actions = [ACTION_NAMES.index(CATEGORY_ACTIONS[pairs[i].category]) for i in known]
+        judged |= dict(
+            zip(known, reviewer.judge([(pairs[i].before, pairs[i].after) for i in known], actions=actions))
+        )
+    if other:
+        every = reviewer.judge_every_action([(pairs[i].before, pairs[i].after) for i in other])
+        judged |= {i: max(options, key=reward_score) for i, options in zip(other, every)}
+    return [judged[i] for i in range(len(pairs))]
 
 
 class BenchFileError(ValueError):

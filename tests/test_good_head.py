@@ -168,6 +168,9 @@ def test_a_pair_without_an_action_is_paid_if_any_action_would_pay_it():
     from teams_env.reward.reviewer import Judgement
     from teams_rl.reviewer_bench import judge_pairs
 
+    def judged(action: int) -> Judgement:
+        return Judgement("Not Equal", 0.9, "head", p_valid=0.9, p_good=action / 10, good=action >= 4)
+
     class ByAction:
         """A judge whose P(GOOD) is the action's index / 10: breadth 0.0 ... complicate_input 0.5."""
 
@@ -175,10 +178,11 @@ def test_a_pair_without_an_action_is_paid_if_any_action_would_pay_it():
         head = type("Head", (), {"good": object()})()
 
         def judge(self, pairs, actions):
-            return [
-                Judgement("Not Equal", 0.9, "head", p_valid=0.9, p_good=a / 10, good=a >= 4) for a in actions
-            ]
+            return [judged(a) for a in actions]
 
-    judged = judge_pairs(ByAction(), [_pair("deepen", True), _pair("surface", False)])
-    assert judged[0].p_good == ACTION_NAMES.index("deepening") / 10 and not judged[0].rewarded
-    assert judged[1].p_good == 0.5 and judged[1].rewarded  # the strictest reading: the best action
+        def judge_every_action(self, pairs):
+            return [[judged(a) for a in range(len(ACTION_NAMES))] for _ in pairs]
+
+    result = judge_pairs(ByAction(), [_pair("deepen", True), _pair("surface", False)])
+    assert result[0].p_good == ACTION_NAMES.index("deepening") / 10 and not result[0].rewarded
+    assert result[1].p_good == 0.5 and result[1].rewarded  # the strictest reading: the best action

@@ -281,3 +281,43 @@ def test_the_shipped_heads_keep_junk_data_out_of_the_reward(head):
     for category, row in report["input"].items():
         assert row["met"] or (head == "bundled" and category == "coherent_input"), (category, row)
     assert report["input"]["demonstration_leak"]["caught_by_rules"] == 1.0
+
+
+def test_a_judge_with_a_good_head_reads_each_pair_once_under_every_action():
+    from teams_env.actions import ACTION_NAMES
+    from teams_rl.review_head_training import fit_good_head
+
+    backend = StatesBackend()
+    head = head_for(backend, "hashing:32")
+    rng = np.random.default_rng(5)
+    n = 120
+    states, extra = rng.normal(size=(n, 8)), rng.normal(size=(n, len(head.encoder_feature_names)))
+    actions = rng.integers(0, 6, size=n)
+    head = fit_good_head(
+        head,
+        head.standardise(states, extra),
+        actions,
+        (extra[:, 0] > 0) ^ (actions == 0),
+        np.arange(n) // 4,
+        good_features=("action", "action*distance"),
+        l2=1.0,
+        folds=4,
+        components=4,
+        extra_weight=5.0,
+        precision=0.8,
+    )
+    service = LLMService(backend, "reviewer")
+    reviewer = Reviewer(service, method="head", head=dataclasses.replace(head, rules=("missing_input",)))
+    pairs = [*PAIRS, ("Sort the list below.\n\n3\n1", "Sort the list below in reverse.")]
+    every = reviewer.judge_every_action(pairs)
+    assert service.ledger.total().queries == len(PAIRS)  # the rule decides the last pair unread
+    assert [len(options) for options in every] == [len(ACTION_NAMES)] * len(pairs)
+    for action in range(len(ACTION_NAMES)):
+        judged = reviewer.judge(pairs, actions=[action] * len(pairs))
+        assert [options[action].p_good for options in every[:-1]] == pytest.approx(
+            [j.p_good for j in judged[:-1]]
+        )
+        assert every[-1][action].p_good is None and judged[-1].method == "rule"
+    assert {j.invalid_reason for j in every[-1]} == {"missing_input"}
+    with pytest.raises(ValueError, match="give each pair's action"):
+        reviewer.judge(PAIRS)

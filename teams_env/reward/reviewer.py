@@ -350,14 +350,48 @@ class Reviewer:
         )
         return [self._from_text(answer.text) for answer in answers]
 
-    def _by_head(self, pairs: Sequence[tuple[str, str]], actions: Sequence[int] | None) -> list[Judgement]:
+    def _head_inputs(self, pairs: Sequence[tuple[str, str]]) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """What the head reads of each pair: the reviewer's hidden state, and encoder features."""
         assert self.head is not None
         states = self.service.last_hidden_states([head_conversation(a, b) for a, b in pairs])
         extra = None
         if self.head.encoder_feature_names:
             assert self._head_encoder is not None
             extra = encoder_features(self._head_encoder, pairs, self.head.encoder_feature_names)
+        return states, extra
+
+    def _by_head(self, pairs: Sequence[tuple[str, str]], actions: Sequence[int] | None) -> list[Judgement]:
+        assert self.head is not None
+        states, extra = self._head_inputs(pairs)
         return head_judgements(self.head, states, extra, self.decision_threshold, actions)
+
+    def judge_every_action(self, pairs: Sequence[tuple[str, str]]) -> list[list[Judgement]]:
+        """Per pair, its judgement under each action (in :data:`~teams_env.actions.ACTION_NAMES`
+        order), reading each pair once: how a judge that reads the action treats a rewrite that
+        was made by no action (a benchmark's copy, paraphrase or garbage). A judge that does not
+        read the action gives the same judgement for all of them."""
+        from teams_env.actions import ACTION_NAMES
+
+        count = len(ACTION_NAMES)
+        if self.method != "head" or self.head is None or self.head.good is None:
+            return [[judgement] * count for judgement in self.judge(pairs)]
+        every: dict[int, list[Judgement]] = {}
+        asked = []
+        for i, (before, after) in enumerate(pairs):
+            broken = rule_violation(before, after, judge_rules=self.judge_rules)
+            if broken is None:
+                asked.append(i)
+            else:
+                every[i] = [Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)] * count
+        if asked:
+            states, extra = self._head_inputs([pairs[i] for i in asked])
+            per_action = [
+                head_judgements(self.head, states, extra, self.decision_threshold, [a] * len(asked))
+                for a in range(count)
+            ]
+            for k, i in enumerate(asked):
+                every[i] = [judged[k] for judged in per_action]
+        return [every[i] for i in range(len(pairs))]
 
     def _by_embedding(self, pairs: Sequence[tuple[str, str]]) -> list[Judgement]:
         assert self.encoder is not None
