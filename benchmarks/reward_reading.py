@@ -330,6 +330,18 @@ def _fmt(value: float | None, interval: tuple[float, float] | None = None) -> st
     return f"{value:.2f}" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else "")
 
 
+def _cells(m: dict[str, Any]) -> list[Any]:
+    """Items, GOOD, paid, AUC, precision and recall of a :func:`measure` result, for a table."""
+    return [
+        m["items"],
+        m["good"],
+        m["paid"],
+        _fmt(m["auc"]),
+        _fmt(m["precision"], m["precision_interval"]),
+        _fmt(m["recall"], m["recall_interval"]),
+    ]
+
+
 def _markdown(payload: dict[str, Any]) -> str:
     from benchmarks.common import markdown_table
 
@@ -348,35 +360,11 @@ def _markdown(payload: dict[str, Any]) -> str:
     table = []
     for name, entry in payload["sets"].items():
         for when in JUDGES:
-            m = entry[when]["all"]
-            table.append(
-                [
-                    name,
-                    f"{when} ({JUDGES[when]})",
-                    m["items"],
-                    m["good"],
-                    m["paid"],
-                    _fmt(m["auc"]),
-                    _fmt(m["precision"], m["precision_interval"]),
-                    _fmt(m["recall"], m["recall_interval"]),
-                ]
-            )
+            table.append([name, f"{when} ({JUDGES[when]})", *_cells(entry[when]["all"])])
     lines += [markdown_table(headers, table), ""]
     for name, entry in payload["sets"].items():
         lines += [f"## {name}: per action, after", ""]
-        rows = []
-        for action, m in entry["after"]["per_action"].items():
-            rows.append(
-                [
-                    action,
-                    m["items"],
-                    m["good"],
-                    m["paid"],
-                    _fmt(m["auc"]),
-                    _fmt(m["precision"], m["precision_interval"]),
-                    _fmt(m["recall"], m["recall_interval"]),
-                ]
-            )
+        rows = [[action, *_cells(m)] for action, m in entry["after"]["per_action"].items()]
         lines += [markdown_table(["action", "items", "GOOD", "paid", "AUC", "precision", "recall"], rows), ""]
     return "\n".join(lines)
 

@@ -122,32 +122,25 @@ class TrainReviewerConfig(ReviewerOptions):
     def feature_names(self) -> tuple[str, ...]:
         from teams_env.reward.review_head import DEFAULT_ENCODER_FEATURES, ENCODER_FEATURES
 
-        if self.features == "default":
-            return DEFAULT_ENCODER_FEATURES
-        if self.features == "none":
-            return ()
-        names = tuple(name.strip() for name in self.features.split(",") if name.strip())
-        unknown = [name for name in names if name not in ENCODER_FEATURES]
-        if unknown or not names:
-            raise ValueError(
-                f"unknown feature '{unknown[0] if unknown else self.features}'; use default, none or "
-                f"names from {', '.join(ENCODER_FEATURES)}"
-            )
-        return names
+        return _names(self.features, "feature", tuple(ENCODER_FEATURES), DEFAULT_ENCODER_FEATURES)
 
     def rule_names(self) -> tuple[str, ...]:
         from teams_env.reward.junk_rules import JUDGE_DETECTORS
 
-        if self.rules in ("default", "none"):
-            return tuple(JUDGE_DETECTORS) if self.rules == "default" else ()
-        names = tuple(name.strip() for name in self.rules.split(",") if name.strip())
-        unknown = [name for name in names if name not in JUDGE_DETECTORS]
-        if unknown or not names:
-            raise ValueError(
-                f"unknown rule '{unknown[0] if unknown else self.rules}'; use default, none or names "
-                f"from {', '.join(JUDGE_DETECTORS)}"
-            )
-        return names
+        return _names(self.rules, "rule", tuple(JUDGE_DETECTORS), tuple(JUDGE_DETECTORS))
+
+
+def _names(value: str, what: str, known: tuple[str, ...], default: tuple[str, ...]) -> tuple[str, ...]:
+    """An option naming some of ``known``: ``default``, ``none``, or names joined by commas."""
+    if value in ("default", "none"):
+        return default if value == "default" else ()
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown {what} '{unknown[0] if unknown else value}'; use default, none or names from {', '.join(known)}"
+        )
+    return names
 
 
 def _splits(split: str) -> list[str]:
