@@ -307,19 +307,26 @@ class Reviewer:
         """A judgement per ``(before, after)``; ``cut_off`` marks rewrites that hit the token limit;
         ``actions``: the action of each pair (an index into
         :data:`~teams_env.actions.ACTION_NAMES`), which a review head with a GOOD head needs."""
+        verdicts, asked = self._by_rules(pairs, cut_off)
+        asked_actions = None if actions is None else [actions[i] for i in asked]
+        for i, judgement in zip(asked, self._judge_valid_looking([pairs[i] for i in asked], asked_actions)):
+            verdicts[i] = judgement
+        return [verdicts[i] for i in range(len(pairs))]
+
+    def _by_rules(
+        self, pairs: Sequence[tuple[str, str]], cut_off: Sequence[bool] | None = None
+    ) -> tuple[dict[int, Judgement], list[int]]:
+        """The pairs a rule decides (by position, without a model), and the positions of the rest."""
         cut_off = cut_off or [False] * len(pairs)
-        verdicts: dict[int, Judgement] = {}
+        decided: dict[int, Judgement] = {}
         asked: list[int] = []
         for i, ((before, after), cut) in enumerate(zip(pairs, cut_off)):
             broken = rule_violation(before, after, cut_off=cut, judge_rules=self.judge_rules)
             if broken is None:
                 asked.append(i)
             else:
-                verdicts[i] = Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)
-        asked_actions = None if actions is None else [actions[i] for i in asked]
-        for i, judgement in zip(asked, self._judge_valid_looking([pairs[i] for i in asked], asked_actions)):
-            verdicts[i] = judgement
-        return [verdicts[i] for i in range(len(pairs))]
+                decided[i] = Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)
+        return decided, asked
 
     @property
     def judge_rules(self) -> tuple[str, ...]:
@@ -375,14 +382,8 @@ class Reviewer:
         count = len(ACTION_NAMES)
         if self.method != "head" or self.head is None or self.head.good is None:
             return [[judgement] * count for judgement in self.judge(pairs)]
-        every: dict[int, list[Judgement]] = {}
-        asked = []
-        for i, (before, after) in enumerate(pairs):
-            broken = rule_violation(before, after, judge_rules=self.judge_rules)
-            if broken is None:
-                asked.append(i)
-            else:
-                every[i] = [Judgement(EQUAL, 0.0, "rule", invalid_reason=broken.value)] * count
+        decided, asked = self._by_rules(pairs)
+        every = {i: [judgement] * count for i, judgement in decided.items()}
         if asked:
             states, extra = self._head_inputs([pairs[i] for i in asked])
             per_action = [
