@@ -46,9 +46,10 @@ def _split_of(pack) -> dict[str, str]:
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The rows of a JSONL file; none where it is not written yet."""
+    from teams_rl.finetune.records import read_records
+
+    return [row for _, row in read_records(path)] if path.is_file() else []
 
 
 def _append(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -237,13 +238,12 @@ def _labelled(folder: str, expert: str, split: str | None) -> list[dict[str, Any
 
 def _cut_offs() -> dict[tuple[str, str, str], bool]:
     """Whether each known rewrite hit the token limit (the env refuses those by rule)."""
-    found = {}
-    pack = _pack()
-    for node in pack.nodes.values():
-        if node.path:
-            parent = pack.nodes[(node.seed_id, node.path[:-1])]
-            key = (parent.state, ACTION_NAMES[node.path[-1]], node.instruction)
-            found[key] = bool(node.info.get("rewrite_cut_off"))
+    from teams_rl.agents.benchmark.reward_audit import transitions
+
+    found = {
+        (before, ACTION_NAMES[node.path[-1]], node.instruction): bool(node.info.get("rewrite_cut_off"))
+        for node, before in transitions(_pack())
+    }
     for row in _read(REWRITES):
         found[(row["instruction"], row["action"], row["rewrite"])] = bool(row["rewrite_cut_off"])
     for row in _read(RESULTS_DIR / "specialist_expert_items.jsonl"):
@@ -285,28 +285,23 @@ def judge_rows(rows: list[dict[str, Any]], head: str, cut_offs: dict) -> list[di
 
 
 def measure(judged: list[dict[str, Any]]) -> dict[str, Any]:
-    """AUC of the score for GOOD; precision and recall of what the env pays, weighted to the pack
-    where the items were a stratified sample (``stratum_size``), with Wilson intervals on the counts."""
+    """The GOOD share, and the judge's AUC, precision and recall for GOOD
+    (:func:`~teams_rl.reviewer_bench.paid_for`), weighted to the pack where the items were a
+    stratified sample (``stratum_size``)."""
     import numpy as np
 
-    from teams_env.roc import roc_auc
-    from teams_rl.reading import wilson_interval
+    from teams_rl.reviewer_bench import paid_for
 
-    good = np.array([r["label"] == "GOOD" for r in judged])
-    paid = np.array([r["paid"] for r in judged])
+    good = np.array([r["label"] == "GOOD" for r in judged], dtype=bool)
+    paid = np.array([r["paid"] for r in judged], dtype=bool)
     weight = np.array([float(r.get("stratum_size", 1)) for r in judged])
-    scores = np.array([r["score"] for r in judged])
-    result: dict[str, Any] = {"items": len(judged), "good": int(good.sum()), "paid": int(paid.sum())}
-    result["good_share"] = float((weight * good).sum() / weight.sum()) if len(judged) else None
-    result["auc"] = roc_auc(scores[good], scores[~good]) if 0 < good.sum() < len(good) else None
-    hits = int((paid & good).sum())
-    result["precision"] = (
-        float((weight * (paid & good)).sum() / (weight * paid).sum()) if paid.any() else None
-    )
-    result["precision_interval"] = wilson_interval(hits, int(paid.sum())) if paid.any() else None
-    result["recall"] = float((weight * (paid & good)).sum() / (weight * good).sum()) if good.any() else None
-    result["recall_interval"] = wilson_interval(hits, int(good.sum())) if good.any() else None
-    return result
+    return {
+        "items": len(judged),
+        "good": int(good.sum()),
+        "paid": int(paid.sum()),
+        "good_share": float((weight * good).sum() / weight.sum()) if len(judged) else None,
+        **paid_for(good, paid, np.array([r["score"] for r in judged]), weight),
+    }
 
 
 def report() -> None:
@@ -336,7 +331,7 @@ def _cells(m: dict[str, Any]) -> list[Any]:
         m["items"],
         m["good"],
         m["paid"],
-        _fmt(m["auc"]),
+        _fmt(m["roc_auc"]),
         _fmt(m["precision"], m["precision_interval"]),
         _fmt(m["recall"], m["recall_interval"]),
     ]

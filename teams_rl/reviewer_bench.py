@@ -299,20 +299,34 @@ def evaluate_judgements(pairs: Sequence[LabelledPair], judgements: Sequence[Judg
 
 
 def _paid_for(pairs: Sequence[LabelledPair], judgements: Sequence[Judgement]) -> dict[str, Any]:
-    """AUC of :func:`reward_score` for the rewarded label; precision and recall of paying, with
-    95% Wilson intervals (None where there is nothing to divide by)."""
+    """:func:`paid_for` of the judgements against the pairs' rewarded label."""
+    return paid_for(
+        np.array([p.rewarded for p in pairs]),
+        np.array([j.rewarded for j in judgements]),
+        np.array([reward_score(j) for j in judgements]),
+    )
+
+
+def paid_for(
+    labels: np.ndarray, paid: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None
+) -> dict[str, Any]:
+    """How a judge's pay agrees with labels: ROC AUC of its ``scores`` (:func:`reward_score`) for
+    the label; precision and recall of paying, weighted by ``weights`` where rows stand for
+    different numbers of items (a stratified sample), with 95% Wilson intervals on the counts
+    (None where there is nothing to divide by)."""
     from teams_rl.reading import wilson_interval
 
-    labels = np.array([p.rewarded for p in pairs])
-    paid = np.array([j.rewarded for j in judgements])
-    scores = np.array([reward_score(j) for j in judgements])
+    labels, paid = np.asarray(labels, dtype=bool), np.asarray(paid, dtype=bool)
+    scores = np.asarray(scores, dtype=float)
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=float)
     hits = int((labels & paid).sum())
+    weighted_hits = float((weights * (labels & paid)).sum())
     return {
-        "pairs": len(pairs),
+        "pairs": len(labels),
         "roc_auc": roc_auc(scores[labels], scores[~labels]) if 0 < labels.sum() < len(labels) else None,
-        "precision": hits / int(paid.sum()) if paid.any() else None,
+        "precision": weighted_hits / float((weights * paid).sum()) if paid.any() else None,
         "precision_interval": wilson_interval(hits, int(paid.sum())) if paid.any() else None,
-        "recall": hits / int(labels.sum()) if labels.any() else None,
+        "recall": weighted_hits / float((weights * labels).sum()) if labels.any() else None,
         "recall_interval": wilson_interval(hits, int(labels.sum())) if labels.any() else None,
     }
 
