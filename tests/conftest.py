@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from teams_env.llm.scripted import ScriptedBackend
@@ -38,6 +39,30 @@ def scripted_env_kwargs() -> Callable[..., dict[str, Any]]:
         return kwargs
 
     return make
+
+
+@pytest.fixture
+def fit_good() -> Callable[..., Any]:
+    """Fit a GOOD head on synthetic rewrites with the small-data settings the tests share: groups
+    of four rows, four folds, four principal directions of the hidden state."""
+    from teams_rl.review_head_training import fit_good_head
+
+    def fit(head, states, extra, actions, good, good_features, precision=0.9):
+        return fit_good_head(
+            head,
+            head.standardise(states, extra),
+            actions,
+            good,
+            np.arange(len(good)) // 4,
+            good_features=good_features,
+            l2=1.0,
+            folds=4,
+            components=4,
+            extra_weight=5.0,
+            precision=precision,
+        )
+
+    return fit
 
 
 class FaultTally:

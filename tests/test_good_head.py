@@ -12,7 +12,7 @@ from teams_env.reward.formula import rewarded_in, unpaid_reason
 from teams_env.reward.review_head import ReviewHead
 from teams_env.reward.reviewer import head_judgements
 from teams_env.roc import roc_auc
-from teams_rl.review_head_training import fit_good_head, precision_threshold, train_review_head
+from teams_rl.review_head_training import precision_threshold, train_review_head
 
 
 def test_precision_threshold_takes_the_most_recall_that_reaches_the_precision():
@@ -54,23 +54,11 @@ def _head_and_rewrites(rng, n=240):
     return head, states, extra, actions, good
 
 
-def test_a_good_head_learns_what_good_means_per_action(tmp_path):
+def test_a_good_head_learns_what_good_means_per_action(tmp_path, fit_good):
     rng = np.random.default_rng(0)
     head, states, extra, actions, good = _head_and_rewrites(rng)
-    standardised = head.standardise(states, extra)
-    common = dict(l2=1.0, folds=4, components=4, extra_weight=5.0, precision=0.9)
-    blind = fit_good_head(
-        head, standardised, actions, good, np.arange(len(good)) // 4, good_features=("action",), **common
-    )
-    aware = fit_good_head(
-        head,
-        standardised,
-        actions,
-        good,
-        np.arange(len(good)) // 4,
-        good_features=("action", "action*distance"),
-        **common,
-    )
+    blind = fit_good(head, states, extra, actions, good, ("action",))
+    aware = fit_good(head, states, extra, actions, good, ("action", "action*distance"))
     # Without the action's own weight on the distance, the head cannot tell breadth apart.
     assert aware.training["good"]["cv_auc"] > 0.9 > blind.training["good"]["cv_auc"]
     assert aware.training["good"]["cv_precision"] >= 0.9 and aware.training["good"]["precision_reached"]
@@ -92,22 +80,10 @@ def test_a_good_head_learns_what_good_means_per_action(tmp_path):
         dataclasses.replace(aware, good_features=("action*vibes",))
 
 
-def test_the_good_head_decides_what_is_paid():
+def test_the_good_head_decides_what_is_paid(fit_good):
     rng = np.random.default_rng(1)
     head, states, extra, actions, good = _head_and_rewrites(rng)
-    fitted = fit_good_head(
-        head,
-        head.standardise(states, extra),
-        actions,
-        good,
-        np.arange(len(good)) // 4,
-        good_features=("action", "action*distance"),
-        l2=1.0,
-        folds=4,
-        components=4,
-        extra_weight=5.0,
-        precision=0.9,
-    )
+    fitted = fit_good(head, states, extra, actions, good, ("action", "action*distance"))
     judgements = head_judgements(fitted, states, extra, actions=actions)
     paid = np.array([j.rewarded for j in judgements])
     assert all(j.p_good is not None for j in judgements)

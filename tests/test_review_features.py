@@ -283,9 +283,8 @@ def test_the_shipped_heads_keep_junk_data_out_of_the_reward(head):
     assert report["input"]["demonstration_leak"]["caught_by_rules"] == 1.0
 
 
-def test_a_judge_with_a_good_head_reads_each_pair_once_under_every_action():
+def test_a_judge_with_a_good_head_reads_each_pair_once_under_every_action(fit_good):
     from teams_env.actions import ACTION_NAMES
-    from teams_rl.review_head_training import fit_good_head
 
     backend = StatesBackend()
     head = head_for(backend, "hashing:32")
@@ -293,19 +292,8 @@ def test_a_judge_with_a_good_head_reads_each_pair_once_under_every_action():
     n = 120
     states, extra = rng.normal(size=(n, 8)), rng.normal(size=(n, len(head.encoder_feature_names)))
     actions = rng.integers(0, 6, size=n)
-    head = fit_good_head(
-        head,
-        head.standardise(states, extra),
-        actions,
-        (extra[:, 0] > 0) ^ (actions == 0),
-        np.arange(n) // 4,
-        good_features=("action", "action*distance"),
-        l2=1.0,
-        folds=4,
-        components=4,
-        extra_weight=5.0,
-        precision=0.8,
-    )
+    good = (extra[:, 0] > 0) ^ (actions == 0)
+    head = fit_good(head, states, extra, actions, good, ("action", "action*distance"), precision=0.8)
     service = LLMService(backend, "reviewer")
     reviewer = Reviewer(service, method="head", head=dataclasses.replace(head, rules=("missing_input",)))
     pairs = [*PAIRS, ("Sort the list below.\n\n3\n1", "Sort the list below in reverse.")]
