@@ -119,3 +119,30 @@ def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert summary["train"]["retry-aware:breadth,add_constraints"]["return"]["mean"] == pytest.approx(2.0)
     assert summary["train"]["listed"]["return"]["mean"] == pytest.approx(2.0)  # not the optimum's 3
+
+
+def test_retry_aware_alone_orders_the_actions_by_how_often_the_train_seeds_rewarded_them():
+    """``retry-aware`` without a list ranks the actions by their rewarded share over every step of
+    the pack's train seeds (counted here path by path), most often rewarded first."""
+    from itertools import product
+    from pathlib import Path
+
+    from teams_env.actions import ACTION_NAMES
+    from teams_rl.agents.baselines.registry import make_baseline
+    from teams_rl.agents.baselines.reward_model import rewarded_order
+
+    small = Path(__file__).parent / "data" / "packs" / "small"
+    train = TeaMsInstructReplayEnv(pack=small, seeds="train", action_type="discrete")
+    paid = np.zeros(len(ACTION_NAMES))
+    for seed_id in train.seed_ids:
+        for depth in range(1, train.max_steps + 1):
+            for path in product(range(len(ACTION_NAMES)), repeat=depth):
+                paid[path[-1]] += train.transition_reward(seed_id, path)
+    order = rewarded_order(train)
+    assert sorted(order) == sorted(ACTION_NAMES)
+    assert [paid[ACTION_NAMES.index(name)] for name in order] == sorted(paid, reverse=True)
+    assert len(set(paid)) > 1  # the pack tells the actions apart
+
+    env = TeaMsInstructReplayEnv(pack=small, action_type="discrete", observe_verdicts=True)
+    agent = make_baseline("retry-aware", env)
+    assert [ACTION_NAMES[index] for index in agent.priority] == order

@@ -10,7 +10,9 @@
   the instruction, fitted on the pack's train seeds (:mod:`teams_rl.agents.baselines.reward_model`).
   Replay env only.
 - ``retry-aware:NAME,NAME,...``: a priority order that never retries an action that failed from
-  the current instruction; it reads the verdicts, so the env must observe them.
+  the current instruction; it reads the verdicts, so the env must observe them. ``retry-aware``
+  alone takes the actions from the most to the least often rewarded on the pack's train seeds
+  (replay env only).
 - ``reference``: the authors' generation pattern. Their code (``generate_data_alpaca.py``) forces
   breadth at steps 1 and 4 (counting from 0) and turns any other breadth into add-constraints,
   after biasing its policy towards add-constraints (+0.7 on that logit); as a baseline that is
@@ -29,7 +31,7 @@ import gymnasium as gym
 from stable_baselines3.common.vec_env import VecEnv
 
 from teams_rl.agents.baselines.oracles import BestFixedAgent, OptimalAgent
-from teams_rl.agents.baselines.reward_model import RewardModelAgent
+from teams_rl.agents.baselines.reward_model import RewardModelAgent, shared_rewarded_order, train_split_key
 from teams_rl.agents.baselines.simple import (
     REFERENCE_SEQUENCE,
     BaselineAgent,
@@ -45,6 +47,7 @@ BASELINE_NAMES = (
     "random-continuous",
     "reference",
     "fixed:NAME,NAME,...",
+    "retry-aware",
     "retry-aware:NAME,NAME,...",
     "optimal",
     "best-fixed",
@@ -77,6 +80,8 @@ def make_baseline(spec: str, env: gym.Env | VecEnv, seed: int = 0) -> BaselineAg
         return OptimalAgent(env, seed) if spec == "optimal" else BestFixedAgent(env, seed)
     if spec == "reward-model":
         return RewardModelAgent(env, seed)
+    if spec == "retry-aware":
+        return RetryAwareAgent(env, shared_rewarded_order(*train_split_key(env, spec)), seed)
     if spec in ("supervised", "nearest-seed"):
         return SupervisedAgent(env, seed) if spec == "supervised" else NearestSeedAgent(env, seed)
     kind, _, listed = spec.partition(":")

@@ -137,7 +137,20 @@ def fit_reward_model(env: TeaMsInstructReplayEnv, grid: Sequence[float] = L2_GRI
 @functools.cache
 def _shared_fit(pack_directory: str, content: str, max_steps: int, reward: str) -> RewardModel:
     del content  # part of the key: another recording of the same directory is another fit
-    teacher = TeaMsInstructReplayEnv(
+    return fit_reward_model(_train_split(pack_directory, max_steps, reward))
+
+
+def rewarded_order(env: TeaMsInstructReplayEnv) -> list[str]:
+    """The actions from the most to the least often rewarded over every node of ``env``'s seeds
+    (give it the train split): the priority order of ``retry-aware`` when none is named, the
+    feature-free reward model."""
+    _, actions, labels, _ = _rows(env)
+    shares = [labels[actions == action].mean() for action in range(len(ACTION_NAMES))]
+    return [ACTION_NAMES[action] for action in np.argsort(-np.array(shares), kind="stable")]
+
+
+def _train_split(pack_directory: str, max_steps: int, reward: str) -> TeaMsInstructReplayEnv:
+    return TeaMsInstructReplayEnv(
         pack=pack_directory,
         seeds=TRAIN_SPLIT,
         action_type="discrete",
@@ -145,7 +158,24 @@ def _shared_fit(pack_directory: str, content: str, max_steps: int, reward: str) 
         max_steps=max_steps,
         reward=reward,
     )
-    return fit_reward_model(teacher)
+
+
+@functools.cache
+def shared_rewarded_order(pack_directory: str, content: str, max_steps: int, reward: str) -> list[str]:
+    del content  # part of the key: another recording of the same directory is another order
+    return rewarded_order(_train_split(pack_directory, max_steps, reward))
+
+
+def train_split_key(env: gym.Env | VecEnv, agent: str) -> tuple[str, str, int, str]:
+    """What a fit on the train seeds of ``env``'s pack depends on: its directory, content, horizon
+    and reward."""
+    replay = replay_env(env, agent)
+    return (
+        str(replay.pack.directory),
+        str(replay.pack.manifest.get("content_sha256")),
+        replay.max_steps,
+        replay.reward_name,
+    )
 
 
 class RewardModelAgent(BaselineAgent):
@@ -156,14 +186,9 @@ class RewardModelAgent(BaselineAgent):
     def __init__(self, env: gym.Env | VecEnv, seed: int = 0) -> None:
         super().__init__(env, seed)
         self.env = env
-        replay = replay_env(env, "reward-model")
-        self.max_steps = replay.max_steps
-        self.model = _shared_fit(
-            str(replay.pack.directory),
-            str(replay.pack.manifest.get("content_sha256")),
-            replay.max_steps,
-            replay.reward_name,
-        )
+        key = train_split_key(env, "reward-model")
+        self.max_steps = key[2]
+        self.model = _shared_fit(*key)
         self.verdicts = VerdictReader.of(env)
 
     def _actions_for(self, steps: np.ndarray, observations: np.ndarray, deterministic: bool) -> np.ndarray:

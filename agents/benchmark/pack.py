@@ -64,8 +64,9 @@ from teams_rl.agents.commands import BenchConfig
 from teams_rl.agents.episodes import play_episodes, policy_actor
 from teams_rl.agents.journal import Journal
 
-RETRY_AWARE = "retry-aware:"
-"""The priority-order baselines that skip what failed (they need the verdict observation)."""
+RETRY_AWARE = "retry-aware"
+"""The priority-order baselines that skip what failed, ``retry-aware`` and ``retry-aware:NAME,...``
+(they need the verdict observation)."""
 
 
 @dataclasses.dataclass(frozen=True)
