@@ -1,6 +1,8 @@
-"""How often the expert's rewrite is a valid instruction, and how often it also adds information, per
-action, on bundled seeds, as judged by the default reviewer (whose own accuracy is measured by
-``teams-rl reviewer-bench``).
+"""How often the expert's rewrite is a valid instruction, how often it also adds information, and how
+often the env pays for it (valid, Not Equal and, where the head has one, GOOD for its action), per
+action, on bundled seeds, as judged by the env's reviewer (whose own accuracy is measured by
+``teams-rl reviewer-bench``). By default the env's expert and reviewer: the specialist, and its
+base model as the reviewer.
 
     python -m benchmarks.expert_rewrites                      # rewrite with the current expert
     python -m benchmarks.expert_rewrites --rewrites FILE.jsonl --name NAME   # judge saved rewrites
@@ -20,8 +22,9 @@ from pathlib import Path
 from benchmarks.common import RESULTS_DIR, Timer, markdown_table, write_result
 from teams_env.actions import ACTION_NAMES
 from teams_env.engine import Rewrite, RewriteEngine
+from teams_env.env_config import ENV_DEFAULTS
 from teams_env.llm.base import GenerationParams
-from teams_env.llm.registry import shared_backend
+from teams_env.llm.registry import shared_backend, without_adapter
 from teams_env.llm.service import LLMService
 from teams_env.reward.reviewer import Reviewer
 from teams_env.seeds import BUNDLED, load_seeds
@@ -50,7 +53,14 @@ def judge_rows(rows: list[dict], engine: RewriteEngine) -> list[dict]:
         (row["before"], Rewrite(row["after"], row.get("failure"), bool(row.get("cut_off")))) for row in rows
     ]
     return [
-        {**row, "valid": j.valid, "invalid_reason": j.invalid_reason, "not_equal": j.not_equal}
+        {
+            **row,
+            "valid": j.valid,
+            "invalid_reason": j.invalid_reason,
+            "not_equal": j.not_equal,
+            "good": j.good,
+            "paid": j.rewarded,
+        }
         for row, j in zip(rows, engine.judge(pairs, [ACTION_NAMES.index(row["action"]) for row in rows]))
     ]
 
@@ -66,6 +76,7 @@ def summarise(judged: list[dict]) -> list[dict]:
                 "rewrites": len(rows),
                 "valid": sum(r["valid"] for r in rows) / len(rows),
                 "valid_and_not_equal": sum(r["valid"] and r["not_equal"] for r in rows) / len(rows),
+                "paid": sum(r["paid"] for r in rows) / len(rows),
                 "invalid_reasons": dict(reasons.most_common()),
             }
         )
@@ -74,17 +85,19 @@ def summarise(judged: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--expert", default="llamacpp")
-    parser.add_argument("--reviewer", default="llamacpp")
+    parser.add_argument("--expert", default=ENV_DEFAULTS.expert)
+    parser.add_argument("--reviewer", default="", help="not set: the expert's model without an adapter")
     parser.add_argument("--every", type=int, default=5, help="take every k-th bundled seed")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--rewrites", default="", help="judge these saved rewrites instead of rewriting")
     parser.add_argument("--name", default="expert_rewrites")
     args = parser.parse_args()
 
-    reviewer = Reviewer(LLMService(shared_backend(args.reviewer), "reviewer"))
+    expert = shared_backend(args.expert)
+    reviewer_backend = shared_backend(args.reviewer) if args.reviewer else without_adapter(expert)
+    reviewer = Reviewer(LLMService(reviewer_backend, "reviewer"))
     engine = RewriteEngine(
-        LLMService(shared_backend(args.expert), "expert"),
+        LLMService(expert, "expert"),
         reviewer,
         GenerationParams(max_new_tokens=args.max_new_tokens),
     )
@@ -99,13 +112,14 @@ def main() -> None:
     judged = judge_rows(rows, engine)
     table = summarise(judged)
     markdown = markdown_table(
-        ["action", "rewrites", "valid", "valid and Not Equal", "invalid because"],
+        ["action", "rewrites", "valid", "valid and Not Equal", "paid", "invalid because"],
         [
             [
                 r["action"],
                 r["rewrites"],
                 f"{r['valid']:.0%}",
                 f"{r['valid_and_not_equal']:.0%}",
+                f"{r['paid']:.0%}",
                 ", ".join(f"{k} {v}" for k, v in r["invalid_reasons"].items()),
             ]
             for r in table
@@ -115,7 +129,8 @@ def main() -> None:
     write_result(
         args.name,
         {
-            "reviewer": f"{args.reviewer} ({reviewer.method})",
+            "expert": args.expert,
+            "reviewer": f"{args.reviewer or 'the expert without its adapter'} ({reviewer.method})",
             "rewrites_from": args.rewrites or f"{args.expert}, greedy, max_new_tokens={args.max_new_tokens}",
             "rewrite_seconds": seconds,
             "per_action": table,

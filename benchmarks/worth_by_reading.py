@@ -1,8 +1,8 @@
 """What a dataset is worth by reading: GOOD instructions per expert query, beside the reviewer's count.
 
-    python -m benchmarks.worth_by_reading export --bench benchmarks/results/bench_pack_verdicts
+    python -m benchmarks.worth_by_reading export --bench benchmarks/results/prompted_pack/bench_pack_verdicts
     (readers label the blind files; teams-rl reading-merge DIR --labels A.jsonl,B.jsonl --by agent)
-    python -m benchmarks.worth_by_reading report --bench benchmarks/results/bench_pack_verdicts
+    python -m benchmarks.worth_by_reading report --bench benchmarks/results/prompted_pack/bench_pack_verdicts
 
 ``export`` takes the rewrites each agent's runs kept on the held-out seeds of a ``bench --pack`` run
 (rewarded, valid, no leak), finds the step that wrote each (instruction before, action) in the pack,
@@ -28,10 +28,18 @@ from teams_rl.reading import export_blind, wilson_interval
 AGENTS = ("uniform", "best-fixed", "trpo", "optimal")
 
 
-def kept_steps(bench: Path, agents: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
-    """Each agent's distinct kept held-out rewrites, as (instruction, action, rewrite) from the pack."""
+def kept_steps(bench: Path, agents: tuple[str, ...], pack_spec: str = "") -> dict[str, list[dict[str, Any]]]:
+    """Each agent's distinct kept held-out rewrites, as (instruction, action, rewrite) from the pack
+    (the bench's own, or ``pack_spec`` where it has been renamed since)."""
     results = json.loads((bench / "results.json").read_text(encoding="utf-8"))
-    pack = load_pack(results["config"]["pack"])
+    pack = load_pack(pack_spec or results["config"]["pack"])
+    recorded = str(pack.manifest.get("content_sha256", ""))
+    if recorded != results["pack_hash"]:
+        raise SystemExit(
+            f"{bench / 'results.json'}: its runs are on pack content {results['pack_hash'][:12]}, but pack "
+            f"'{pack_spec or results['config']['pack']}' is {recorded[:12]} (re-recorded or renamed): name its pack "
+            "with --pack"
+        )
     heldout = set(pack.split("heldout"))
     names = pack.manifest["action_names"]
     written: dict[str, list[tuple[str, str]]] = {}
@@ -56,9 +64,11 @@ def kept_steps(bench: Path, agents: tuple[str, ...]) -> dict[str, list[dict[str,
     return {agent: sorted(rows.values(), key=lambda row: row["rewrite"]) for agent, rows in kept.items()}
 
 
-def export(bench: Path, agents: tuple[str, ...], sample: int, seed: int, parts: int) -> None:
+def export(
+    bench: Path, agents: tuple[str, ...], sample: int, seed: int, parts: int, pack_spec: str = ""
+) -> None:
     items = []
-    for agent, rows in kept_steps(bench, agents).items():
+    for agent, rows in kept_steps(bench, agents, pack_spec).items():
         chosen = random.Random(seed).sample(rows, min(sample, len(rows)))
         items.extend({**row, "distinct_kept_in_runs": len(rows)} for row in chosen)
         print(f"{agent}: {len(chosen)} of {len(rows)} distinct kept held-out rewrites sampled")
@@ -126,6 +136,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=120, help="kept rewrites read per agent (at most)")
     parser.add_argument("--parts", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--pack", default="", help="the bench's pack where it has been renamed since (export)"
+    )
     args = parser.parse_args()
     bench = Path(args.bench)
     if args.step == "export":
@@ -135,6 +148,7 @@ def main() -> None:
             args.sample,
             args.seed,
             args.parts,
+            args.pack,
         )
     else:
         report(bench)
