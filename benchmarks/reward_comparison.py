@@ -6,8 +6,8 @@ does not depend on the reward an agent was trained on (a kept rewrite is one the
 accepted, valid, without leaked prompt words; see the bench report), so the columns compare like
 with like: same pack, same seeds, same expert queries per agent.
 
-    python -m benchmarks.reward_comparison benchmarks/results/bench_pack \
-        benchmarks/results/bench_pack_novelty benchmarks/results/bench_pack_vendi_gain
+    python -m benchmarks.reward_comparison benchmarks/results/prompted_pack/bench_pack \
+        benchmarks/results/prompted_pack/bench_pack_novelty benchmarks/results/prompted_pack/bench_pack_vendi_gain
 """
 
 from __future__ import annotations

@@ -42,5 +42,5 @@ def test_kept_rewrites_are_traced_to_the_step_that_wrote_them(tmp_path):
 
 def test_runs_on_another_recording_of_the_pack_are_an_error_that_says_so(tmp_path):
     bench = _bench(tmp_path, "0" * 64, [])
-    with pytest.raises(SystemExit, match="results.json: its runs are on pack content 000000000000.*--pack"):
+    with pytest.raises(SystemExit, match=r"results\.json: its runs are on pack content 000000000000.*--pack"):
         kept_steps(bench, ("uniform",))
