@@ -323,3 +323,31 @@ def test_invalid_rewrites_are_eliminated_by_rule_5(tmp_path):
     assert {row["detail"] for row in rejected} == {"repetitive"}
     stats = json.loads((out / "stats.json").read_text())
     assert stats["rejected_by_rule"] == {"invalid_instruction": len(rejected)}
+
+
+def test_a_rewrite_the_good_head_refuses_is_eliminated_by_rule_6():
+    """Generation keeps what the env pays for: a valid Not Equal rewrite that the judge's GOOD head
+    calls no good evolution for its action is dropped, with P(GOOD) and the action as the reason;
+    with no GOOD head (good is None) it is kept."""
+    from teams_env.reward.formula import rewarded_in
+    from teams_env.seeds import SeedInstruction
+    from teams_rl.agents.generation.generate import rewrite_rule
+
+    seed = SeedInstruction("s", "Explain photosynthesis.")
+    info = {
+        "rewrite_failure": None,
+        "leaked_phrase": None,
+        "valid": True,
+        "invalid_reason": None,
+        "p_valid": 0.99,
+        "verdict": "Not Equal",
+        "p_not_equal": 0.97,
+        "instruction": "Explain photosynthesis in C4 plants, and compare it with CAM plants.",
+        "action_name": "deepening",
+    }
+    refused = {**info, "good": False, "p_good": 0.12}
+    assert rewrite_rule(seed, refused) == ("not_good", "judge P(GOOD)=0.12 for deepening")
+    assert rewrite_rule(seed, {**info, "good": True, "p_good": 0.91}) == (None, "")
+    assert rewrite_rule(seed, {**info, "good": None, "p_good": None}) == (None, "")
+    for step in (refused, {**info, "good": True}, {**info, "good": None}):  # kept exactly when paid
+        assert (rewrite_rule(seed, step)[0] is None) == rewarded_in(step)

@@ -270,3 +270,25 @@ def test_a_policy_actor_carries_the_policys_state_through_an_episode():
         ("memory after 2", False, True),
         (None, True, True),
     ]
+
+
+def test_a_bench_keeps_what_the_env_paid_for():
+    """The dataset a bench measures is the rewrites the env paid for: a valid Not Equal rewrite the
+    GOOD head refused is not kept, nor one with leaked prompt words; a pack recorded before GOOD
+    heads (no ``good``) keeps what it paid."""
+    from teams_rl.agents.benchmark.pack import _kept
+
+    def step(text: str, **info) -> dict:
+        return {"instruction": text, "verdict": "Not Equal", "valid": True, **info}
+
+    episode = {
+        "infos": [
+            step("Paid, GOOD.", good=True),
+            step("Refused by the GOOD head.", good=False),
+            step("Paid before GOOD heads."),
+            step("Invalid.", valid=False, good=True),
+            {"instruction": "Equal.", "verdict": "Equal", "valid": True, "good": True},
+            step("Write the rewritten prompt about tea.", good=True),
+        ]
+    }
+    assert _kept([episode]) == ["Paid, GOOD.", "Paid before GOOD heads."]

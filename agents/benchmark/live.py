@@ -36,6 +36,7 @@ from teams_env.env_config import EnvConfig
 from teams_env.llm.accounting import QueryLedger
 from teams_env.metrics import diversity_summary, subsampled_columns, subsampled_vendi
 from teams_env.reward.elimination import leaked_phrase
+from teams_env.reward.formula import rewarded_in
 from teams_env.reward.reviewer import NOT_EQUAL
 from teams_env.seeds import load_seeds
 from teams_env.system_info import machine
@@ -73,9 +74,7 @@ METRICS = (
 
 def _measure(trajectories: Sequence[Trajectory], encoder: Any) -> dict[str, Any]:
     infos = [info for t in trajectories for info in t.infos]
-    kept = [
-        i["instruction"] for i in infos if i["verdict"] == NOT_EQUAL and not leaked_phrase(i["instruction"])
-    ]
+    kept = [i["instruction"] for i in infos if rewarded_in(i) and not leaked_phrase(i["instruction"])]
     steps = len(trajectories[0].infos)
     by_step = np.zeros((steps, len(ACTION_NAMES)))
     for t in trajectories:

@@ -47,7 +47,7 @@ import numpy as np
 
 from teams_env.actions import ACTION_NAMES
 from teams_env.reward.elimination import leaked_phrase
-from teams_env.reward.reviewer import NOT_EQUAL
+from teams_env.reward.formula import rewarded_in
 from teams_rl.agents.baselines.simple import REFERENCE_SEQUENCE
 from teams_rl.agents.benchmark.pack_report import plot, write_report
 from teams_rl.agents.benchmark.pack_summary import (
@@ -64,6 +64,9 @@ from teams_rl.agents.commands import BenchConfig
 from teams_rl.agents.episodes import play_episodes, policy_actor
 from teams_rl.agents.journal import Journal
 
+KEPT_MEASURE = "paid"
+"""What a run's kept rewrites are (:func:`_kept`), part of every run's key: results journaled when
+kept meant Not Equal and valid (before the GOOD head) are run again."""
 RETRY_AWARE = "retry-aware"
 """The priority-order baselines that skip what failed, ``retry-aware`` and ``retry-aware:NAME,...``
 (they need the verdict observation)."""
@@ -93,6 +96,7 @@ class PackRun:
     @property
     def key(self) -> str:
         identity = dataclasses.asdict(self) | {"pack": ""}  # the content hash names the pack, not its path
+        identity["kept"] = KEPT_MEASURE  # a journaled result holds its kept rewrites
         for added, default in (("observe_verdicts", False), ("policy", "")):
             if identity[added] == default:  # keys as journaled before the field existed
                 del identity[added]
@@ -160,14 +164,14 @@ def _curve(episodes: list[tuple[int, float]], budget: int) -> list[float]:
 
 
 def _kept(episodes: list[dict[str, Any]]) -> list[str]:
-    """The rewrites a dataset would keep: Not Equal, valid, no leaked prompt words."""
+    """The rewrites a dataset would keep: those the env paid for (Not Equal, valid and, where the
+    judge has a GOOD head, GOOD: :func:`~teams_env.reward.formula.rewarded_in`), without leaked
+    prompt words."""
     return [
         info["instruction"]
         for episode in episodes
         for info in episode["infos"]
-        if info.get("verdict") == NOT_EQUAL
-        and info.get("valid", True)
-        and not leaked_phrase(info["instruction"])
+        if rewarded_in(info) and not leaked_phrase(info["instruction"])
     ]
 
 

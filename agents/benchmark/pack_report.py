@@ -115,7 +115,7 @@ def write_report(out: Path, results: Mapping[str, Any], audit: Mapping[str, Any]
         "expert queries Q (the sum over its steps of the pack nodes' recorded `queries.expert`, "
         "what each live step cost); the table shows Q so that this can be checked.",
         "",
-        "- **kept**: rewrites the reviewer rewarded (Not Equal), valid, without leaked prompt words;",
+        "- **kept**: rewrites the env paid for (Not Equal, valid and, where the judge has a GOOD head, GOOD), without leaked prompt words;",
         "- **distinct kept** K: the kept rewrites in seed then step order, each dropped when its cosine "
         f"similarity (pack encoder embeddings) to one kept before it is ≥ {summary['near_duplicate_cosine']} "
         "(`teams-rl generate`'s default near-duplicate threshold);",

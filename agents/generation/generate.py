@@ -59,6 +59,27 @@ UNRESUMABLE = ("limit",)
 """Options that may change between a run and its resumption (a larger limit extends the dataset)."""
 
 
+def rewrite_rule(seed: SeedInstruction, info: dict[str, Any]) -> tuple[str | None, str]:
+    """The elimination rule a step's rewrite breaks (and why), or (None, "") if it breaks none; of
+    the rules that need no answer: 1 (no new information), 4 (leaked prompt words), 5 (not a valid
+    instruction), 6 (not GOOD for its action, where the judge has a GOOD head). A rewrite that
+    breaks none is one the env paid for."""
+    if info["rewrite_failure"] is not None:
+        return Rule.NO_NEW_INFORMATION.value, info["rewrite_failure"]
+    if info["leaked_phrase"]:
+        return Rule.LEAKED_PROMPT_WORDS.value, info["leaked_phrase"]
+    if not info["valid"]:
+        p_valid = f", P(valid)={info['p_valid']:.2f}" if info["p_valid"] is not None else ""
+        return Rule.INVALID_INSTRUCTION.value, f"{info['invalid_reason']}{p_valid}"
+    if info["verdict"] != NOT_EQUAL:
+        return Rule.NO_NEW_INFORMATION.value, f"reviewer P(Not Equal)={info['p_not_equal']:.2f}"
+    if info.get("good") is False:
+        return Rule.NOT_GOOD.value, f"judge P(GOOD)={info['p_good']:.2f} for {info['action_name']}"
+    if normalise(info["instruction"]) == normalise(seed.text):
+        return Rule.NO_NEW_INFORMATION.value, "same as the seed"
+    return None, ""
+
+
 class NearDuplicates:
     """Embeddings of the kept instructions; a new one too close to any of them is a duplicate."""
 
@@ -296,7 +317,7 @@ class Generator:
             candidates: list[tuple[_Outcome, dict[str, Any]]] = []
             waiting: list[tuple[_Outcome, dict[str, Any], dict[str, Any]]] = []
             for outcome, row, info in pending:
-                rule, detail = self._rewrite_rule(outcome.seed, info)
+                rule, detail = rewrite_rule(outcome.seed, info)
                 if rule is None:
                     answering = [(r["id"], r["instruction"]) for _, r in candidates]
                     also = [(outcome.seed.id, outcome.seed.text), *batch_kept, *answering]
@@ -333,22 +354,6 @@ class Generator:
             for row in outcome.kept:
                 self.duplicates.add(row["id"], row["instruction"])
         return outcomes
-
-    def _rewrite_rule(self, seed: SeedInstruction, info: dict[str, Any]) -> tuple[str | None, str]:
-        """Rules that need no answer: 1 (no new information), 4 (leaked prompt words), 5 (not a
-        valid instruction)."""
-        if info["rewrite_failure"] is not None:
-            return Rule.NO_NEW_INFORMATION.value, info["rewrite_failure"]
-        if info["leaked_phrase"]:
-            return Rule.LEAKED_PROMPT_WORDS.value, info["leaked_phrase"]
-        if not info["valid"]:
-            p_valid = f", P(valid)={info['p_valid']:.2f}" if info["p_valid"] is not None else ""
-            return Rule.INVALID_INSTRUCTION.value, f"{info['invalid_reason']}{p_valid}"
-        if info["verdict"] != NOT_EQUAL:
-            return Rule.NO_NEW_INFORMATION.value, f"reviewer P(Not Equal)={info['p_not_equal']:.2f}"
-        if normalise(info["instruction"]) == normalise(seed.text):
-            return Rule.NO_NEW_INFORMATION.value, "same as the seed"
-        return None, ""
 
     # -- reports -------------------------------------------------------------------------
     def _save_usage(self, seconds: float) -> None:

@@ -6,6 +6,8 @@
 4. ``leaked_prompt_words``: the rewrite copies words of the rewrite prompt ("given prompt", ...).
 5. ``invalid_instruction`` (ours): the rewrite is no instruction a person would answer: an answer
    instead of a rewrite, a loop, a reply cut off at the token limit (:mod:`teams_env.reward.validity`).
+6. ``not_good`` (ours): the judge's GOOD head, where it has one, says the rewrite is no good
+   evolution for its action (what the env does not pay for).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Rule(str, Enum):
     EMPTY_ANSWER = "empty_answer"
     LEAKED_PROMPT_WORDS = "leaked_prompt_words"
     INVALID_INSTRUCTION = "invalid_instruction"
+    NOT_GOOD = "not_good"
 
 
 # The phrases of Evol-Instruct's prompts and of ours (teams_env.actions) that a rewrite must not echo.
