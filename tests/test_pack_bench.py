@@ -3,6 +3,7 @@ against the pack's exact optimum and uniform floor, resumable."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -100,6 +101,12 @@ def test_every_agent_is_scored_against_the_exact_ceilings(pack, tmp_path, capsys
     assert "21 runs, 14 done earlier" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert len(results["runs"]) == 21 and results["summary"]["train"]["optimal"]["return"]["n"] == 3
+    # Fewer seeds again: the journal keeps all 21 runs, the compressed copy this result's 7.
+    bench_pack(_config(pack, tmp_path / "bench", run_seeds=[2]))
+    assert len((out / "runs.jsonl").read_text().splitlines()) == 21
+    with gzip.open(out / "runs.jsonl.gz", "rt", encoding="utf-8") as handle:
+        current = [json.loads(line) for line in handle]
+    assert len(current) == 7 and {record["result"]["seed"] for record in current} == {2}
 
 
 def test_headline_says_whether_the_iqm_interval_excludes_uniform():

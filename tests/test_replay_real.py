@@ -74,6 +74,7 @@ def test_the_shipped_pack_is_what_the_live_env_does():
     assert expert.identity == manifest["expert"] + protection
     # The encoder embeds one text here and batches of them when recording: the float16 observation
     # may differ by one rounding step.
+    paid: list[float] = []
     for seed_id, actions in episodes:
         live_obs, _ = live.reset(options={"instruction": texts[seed_id]})
         replay_obs, _ = replay.reset(options={"seed_id": seed_id})
@@ -83,14 +84,16 @@ def test_the_shipped_pack_is_what_the_live_env_does():
             replay_obs, replay_reward, _, _, replay_info = replay.step(int(action))
             assert live_info["instruction"] == replay_info["instruction"], (seed_id, actions)
             assert live_reward == replay_reward
-            for key in ("verdict", "valid", "invalid_reason", "state_instruction"):
+            for key in ("verdict", "valid", "invalid_reason", "good", "state_instruction"):
                 assert live_info[key] == replay_info[key], key
+            paid.append(live_reward)
             # The hidden states are identical, but the head also reads MiniLM features, and the
             # encoder embeds one text alone here and batches of them when recording: embeddings
             # differ by up to ~6e-5, probabilities by ~1e-7 (measured).
-            for key in ("p_not_equal", "p_valid"):
+            for key in ("p_not_equal", "p_valid", "p_good"):
                 expected = replay_info[key]  # None where a rule decided without the head
                 assert live_info[key] == (
                     expected if expected is None else pytest.approx(expected, rel=1e-5)
                 ), key
             np.testing.assert_allclose(live_obs, replay_obs, atol=1e-3)
+    assert set(paid) == {0.0, 1.0}  # the episodes took paid and unpaid steps alike

@@ -2,7 +2,7 @@
 recorded with the embedded expert and judge, the shipped pack's settings:
 
     teams-rl record --seeds tests/data/small_pack_seeds.jsonl --depth 2 --out tests/data/packs/small \
-        --on-failure revert --expert "llamacpp?max_batch=16" --batch-size 384
+        --on-failure revert --batch-size 384
 
 It replays real rewrites in milliseconds with no model loaded: every embedding a replay reads is
 stored with the pack, so the encoder below only has to carry the recorded name."""

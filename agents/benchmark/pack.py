@@ -18,7 +18,7 @@ The headline statistics follow rliable (:mod:`teams_rl.agents.benchmark.statisti
 mean of the per-seed normalized scores (runs = an agent's training seeds, tasks = the evaluation
 seeds) with a stratified bootstrap 95% interval, and the probability that a run improves on
 uniform and on best-fixed. Beside them, what the evaluation episodes are worth as a dataset per
-expert query they cost: distinct kept rewrites (rewarded, valid, no leak, no near-duplicate) and
+expert query they cost: distinct kept rewrites (paid for, no leak, no near-duplicate) and
 their Vendi score, each divided by the expert queries (equal for every agent: one episode of the
 pack's depth per seed).
 
@@ -26,12 +26,14 @@ Writes ``benchmark.md``, ``results.json``, ``curves.png`` (training returns, nor
 95% band over seeds), ``scores.png``, and per split a performance profile (``profile_SPLIT.png``)
 and the IQM intervals (``iqm_SPLIT.png``); each finished run is journaled in ``runs.jsonl``, so the
 same command resumes and more seeds or agents reuse the runs already done (a run journaled before
-per-seed results existed is run again; everything else is recomputed from the journal).
+per-seed results existed is run again; everything else is recomputed from the journal);
+``runs.jsonl.gz`` holds this result's runs alone (the journal may hold others).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import itertools
 import json
@@ -379,6 +381,12 @@ def bench_pack(config: BenchConfig) -> Path:
                 flush=True,
             )
     runs = [finished[run.key] for run in runs_to_do]
+    # The journal keeps every run ever journaled into this folder; the compressed copy holds this
+    # result's runs alone, with their kept texts: small enough to commit beside results.json.
+    with gzip.open(out / "runs.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(
+            json.dumps({"key": run.key, "result": finished[run.key]}) + "\n" for run in runs_to_do
+        )
     table = ceilings(config.pack, config.reward)
     encoder = _env(runs_to_do[0], "train").unwrapped.encoder
     summary = summarize(runs, agents, table, encoder)
