@@ -147,10 +147,14 @@ def test_a_pack_names_the_shipped_expert_it_was_recorded_with(identity, spec) ->
     assert Pack(Path("p"), {"expert": identity}, {}).expert_spec == spec
 
 
-def test_the_shipped_pack_was_recorded_with_the_prompted_expert() -> None:
+def test_each_shipped_pack_names_the_expert_and_judge_it_was_recorded_with() -> None:
+    """The default pack is the env's defaults (the specialist and the bundled judge), so pack-trained
+    runs drive them live; the prompted pack keeps its expert and the judge of then."""
     from teams_env.replay.pack import load_pack
 
-    assert load_pack("default").expert_spec == "llamacpp"
+    default, prompted = load_pack("default"), load_pack("prompted")
+    assert (default.expert_spec, default.reviewer_head_spec) == ("specialist", "bundled")
+    assert (prompted.expert_spec, prompted.reviewer_head_spec) == ("llamacpp", "pairs-v1")
 
 
 def test_a_specialist_neither_judges_nor_answers_its_base_model_does() -> None:
