@@ -44,6 +44,8 @@ def env_kwargs_for(agent: Agent | str, env_kwargs: Mapping[str, Any]) -> dict[st
     if isinstance(agent, str):
         saved = saved_env_kwargs(agent) or {}
         kwargs.update({key: saved[key] for key in RUN_KEYS if key in saved})
+        if saved and "observe_verdicts" not in saved:  # trained before the option existed: no verdicts
+            kwargs["observe_verdicts"] = False
     return kwargs
 
 

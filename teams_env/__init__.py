@@ -16,6 +16,7 @@ from gymnasium.envs.registration import register, registry
 
 from teams_env import moved_modules
 from teams_env.actions import ACTION_NAMES, ACTIONS
+from teams_env.env_config import ENV_DEFAULTS
 
 __version__ = "0.1.0"
 
@@ -28,8 +29,14 @@ instruction's length to the observation (``observe_verdicts``); ``-v0`` is the o
 runs and policies were trained on. Both have the same dynamics (``on_failure="revert"``)."""
 
 
-def env_id(action_type: str = "continuous", *, observe_verdicts: bool = False, replay: bool = False) -> str:
-    """The registered id of a live (or ``replay``) env with these spaces."""
+def env_id(
+    action_type: str = "continuous",
+    *,
+    observe_verdicts: bool = ENV_DEFAULTS.observe_verdicts,
+    replay: bool = False,
+) -> str:
+    """The registered id of a live (or ``replay``) env with these spaces (by default the env's
+    default observation, with verdicts: ``-v1``)."""
     if action_type not in ACTION_TYPES:
         raise ValueError(f"action_type must be 'continuous' or 'discrete', got '{action_type}'")
     name = "TeaMsInstruct" + ("Replay" if replay else "") + ("Discrete" if action_type == "discrete" else "")
@@ -53,7 +60,7 @@ for _verdicts in VERSIONS.values():
                 register(
                     id=_id,
                     entry_point=_entry,
-                    kwargs={"action_type": _action_type, **({"observe_verdicts": True} if _verdicts else {})},
+                    kwargs={"action_type": _action_type, "observe_verdicts": _verdicts},
                 )
 
 if TYPE_CHECKING:

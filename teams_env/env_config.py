@@ -41,9 +41,9 @@ class EnvConfig:
         "text", "observation: text (instruction embedding + action history) or last_action"
     )
     observe_verdicts: bool = option(
-        False,
+        True,
         "the observation also says whether each past step was rewarded, and the instruction's length "
-        "(another observation space, so off in the registered -v0 envs)",
+        "(the -v1 envs; off in -v0, the observation of runs trained before it)",
     )
     max_steps: int = option(6, "rewrites per episode")
     leak_penalty: float = option(0.0, "reward penalty when a rewrite leaks prompt words (rule 4)")

@@ -81,7 +81,7 @@ def test_ppo_on_the_real_discrete_twin(tmp_path: Path) -> None:
             hyperparams={"n_steps": 6, "batch_size": 24},
         )
     )
-    assert run_dir.name.startswith("TeaMsInstructDiscrete-v0__ppo__0__")
+    assert run_dir.name.startswith("TeaMsInstructDiscrete-v1__ppo__0__")
     assert json.loads((run_dir / "env_kwargs.json").read_text())["action_type"] == "discrete"
     assert (run_dir / "final_model.zip").is_file()
     assert _requests(run_dir, "expert") == 24

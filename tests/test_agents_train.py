@@ -52,7 +52,7 @@ def test_a_trpo_run_directory_holds_model_config_logs_and_reports(
 ) -> None:
     run_dir = train(_config(tmp_path))
 
-    assert re.fullmatch(r"TeaMsInstruct-v0__trpo__0__\d+", run_dir.name)
+    assert re.fullmatch(r"TeaMsInstruct-v1__trpo__0__\d+", run_dir.name)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert (config["algo"], config["total_timesteps"], config["encoder"]) == ("trpo", 64, "hashing")
     assert json.loads((run_dir / "env_kwargs.json").read_text())["action_type"] == "continuous"
@@ -185,7 +185,7 @@ def test_ppo_trains_on_the_discrete_twin(tmp_path: Path) -> None:
     run_dir = train(
         _config(tmp_path, algo="ppo", action_type="discrete", hyperparams={"n_steps": 8, "batch_size": 32})
     )
-    assert run_dir.name.startswith("TeaMsInstructDiscrete-v0__ppo__0__")
+    assert run_dir.name.startswith("TeaMsInstructDiscrete-v1__ppo__0__")
     kwargs = saved_env_kwargs(str(run_dir))
     assert kwargs is not None and kwargs["action_type"] == "discrete"
     env = TeaMsInstructVecEnv(2, **kwargs)

@@ -19,14 +19,19 @@ INSTRUCTION = "Explain why the sky is blue."
 def test_spaces_follow_the_arguments(scripted_env_kwargs):
     env = TeaMsInstructEnv(**scripted_env_kwargs(action_dim=7, max_steps=4))
     assert env.action_space.shape == (7,)
-    assert env.observation_space.shape == (env.encoder.dim + 6 * 4 + 1,)
-    discrete = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete", observation="last_action"))
+    # By default each step's row also carries its verdict, and the instruction's length follows.
+    assert env.observation_space.shape == (env.encoder.dim + 7 * 4 + 1 + 1,)
+    plain = TeaMsInstructEnv(**scripted_env_kwargs(max_steps=4, observe_verdicts=False))
+    assert plain.observation_space.shape == (env.encoder.dim + 6 * 4 + 1,)
+    discrete = TeaMsInstructEnv(
+        **scripted_env_kwargs(action_type="discrete", observation="last_action", observe_verdicts=False)
+    )
     assert discrete.action_space.n == 6
     assert discrete.observation_space.shape == (6,)
 
 
 def test_text_observation_holds_embedding_history_and_progress(scripted_env_kwargs):
-    env = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete"))
+    env = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete", observe_verdicts=False))
     obs, info = env.reset(seed=0, options={"instruction": INSTRUCTION})
     dim = env.encoder.dim
     # The embedding at the observation's (half) precision: what a recorded pack stores exactly.
@@ -43,7 +48,9 @@ def test_text_observation_holds_embedding_history_and_progress(scripted_env_kwar
 
 
 def test_last_action_observation_is_one_hot(scripted_env_kwargs):
-    env = TeaMsInstructEnv(**scripted_env_kwargs(action_type="discrete", observation="last_action"))
+    env = TeaMsInstructEnv(
+        **scripted_env_kwargs(action_type="discrete", observation="last_action", observe_verdicts=False)
+    )
     obs, _ = env.reset(seed=0)
     assert not obs.any()
     obs, *_ = env.step(4)

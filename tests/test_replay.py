@@ -98,7 +98,7 @@ def test_replay_equals_live_env_on_every_action_sequence(packs, seeds_file, rule
 
 def test_replay_equals_live_env_with_continuous_actions(packs, seeds_file):
     live = _live(seeds_file, on_failure="keep")
-    replay = gym.make("TeaMsInstructReplay-v0", pack=packs["keep"]).unwrapped
+    replay = gym.make("TeaMsInstructReplay-v1", pack=packs["keep"]).unwrapped
     np.testing.assert_array_equal(live.codec.prototypes, replay.codec.prototypes)
     rng = np.random.default_rng(0)
     for episode in range(10):
@@ -136,7 +136,7 @@ def test_checkers_pass_on_replay_ids(packs, env_id, observation, observe_verdict
 
 def test_seed_splits_and_max_steps(packs):
     env = TeaMsInstructReplayEnv(pack=packs["keep"], seeds="train", max_steps=1, action_type="discrete")
-    assert env.observation_space.shape == (384 + 6 + 1,)
+    assert env.observation_space.shape == (384 + 7 + 1 + 1,)  # one step: action and verdict; progress; length
     assert set(env.seed_ids) | set(env.pack.split("heldout")) == set(env.pack.split("all"))
     env.reset(seed=0)
     *_, terminated, _, _ = env.step(0)

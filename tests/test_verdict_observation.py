@@ -100,7 +100,10 @@ def test_the_retry_aware_order_needs_the_verdicts(pack):
     from teams_rl.agents.baselines.registry import make_baseline
 
     with pytest.raises(ValueError, match="observe_verdicts=True"):
-        make_baseline("retry-aware:breadth", TeaMsInstructReplayEnv(pack=pack, action_type="discrete"))
+        make_baseline(
+            "retry-aware:breadth",
+            TeaMsInstructReplayEnv(pack=pack, action_type="discrete", observe_verdicts=False),
+        )
 
 
 def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack, tmp_path):
@@ -114,7 +117,7 @@ def test_a_pack_bench_runs_the_retry_aware_order_on_the_verdict_observation(pack
         "run_seeds": [0],
     }
     with pytest.raises(ValueError, match="add --observe-verdicts"):
-        bench_pack(BenchConfig(**options, out=str(tmp_path / "plain")))
+        bench_pack(BenchConfig(**options, out=str(tmp_path / "plain"), observe_verdicts=False))
     out = bench_pack(BenchConfig(**options, out=str(tmp_path / "verdicts"), observe_verdicts=True))
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert summary["train"]["retry-aware:breadth,add_constraints"]["return"]["mean"] == pytest.approx(2.0)

@@ -56,8 +56,8 @@ TIE_TOLERANCE = 1e-9
 
 
 def training_env(env: TeaMsInstructReplayEnv, split: str = TRAIN_SPLIT) -> TeaMsInstructReplayEnv:
-    """A discrete replay env over ``split`` of ``env``'s pack, with ``env``'s horizon, observation,
-    encoder and reward."""
+    """A discrete replay env over ``split`` of ``env``'s pack, with ``env``'s horizon, observation
+    (verdicts included or not), encoder and reward."""
     reward: dict[str, Any] = (
         {"reward_fn": env.reward_fn} if env.reward_name == "custom" else {"reward": env.reward_name}
     )
@@ -66,6 +66,7 @@ def training_env(env: TeaMsInstructReplayEnv, split: str = TRAIN_SPLIT) -> TeaMs
         seeds=split,
         action_type="discrete",
         observation=env.observation_mode,
+        observe_verdicts=env.observe_verdicts,
         max_steps=env.max_steps,
         encoder=env.encoder,
         **reward,

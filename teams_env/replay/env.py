@@ -12,6 +12,7 @@ import numpy as np
 from teams_env.actions import ACTION_NAMES
 from teams_env.base_env import InstructionEnvCore
 from teams_env.encoder import DeferredEncoder, SentenceEncoder, shared_encoder
+from teams_env.env_config import ENV_DEFAULTS
 from teams_env.replay.embeddings import EmbeddingTable, shared_embeddings
 from teams_env.replay.pack import MANIFEST_FILE, Node, Pack, PackError, shared_pack
 from teams_env.replay.rewards import Episode, RewardFn, Transition, resolve_reward
@@ -101,7 +102,7 @@ class TeaMsInstructReplayEnv(InstructionEnvCore):
         action_type: Literal["continuous", "discrete"] = "continuous",
         action_dim: int = 5,
         observation: Literal["text", "last_action"] = "text",
-        observe_verdicts: bool = False,
+        observe_verdicts: bool = ENV_DEFAULTS.observe_verdicts,
         max_steps: int | None = None,
         encoder: str | SentenceEncoder | None = None,
         on_failure: str | None = None,

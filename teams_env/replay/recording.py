@@ -249,7 +249,9 @@ def record(
     if not 0.0 <= heldout < 1.0:
         raise ValueError(f"heldout must be in [0, 1), got {heldout}")
     out = Path(out)
-    env_kwargs = {**env_kwargs, "action_type": "discrete", "max_steps": depth}
+    # A pack stores no observations (a replay env builds its own, with or without verdicts), and
+    # the recorder sets its env's state node by node: its env observes the plain spaces.
+    env_kwargs = {**env_kwargs, "action_type": "discrete", "max_steps": depth, "observe_verdicts": False}
     if env_kwargs.get("temperature", ENV_DEFAULTS.temperature) > 0:
         logger.warning("recording with temperature > 0: the pack is one sample of each node, not the MDP")
     env = TeaMsInstructEnv(**env_kwargs)
