@@ -47,8 +47,9 @@ ONCE_DIVERGED = [("seed-114", 4), ("seed-016", 0), ("seed-054", 5), ("seed-031",
 
 def test_the_shipped_pack_is_what_the_live_env_does():
     """Action sequences stepped live on the embedded model, one request at a time and without a
-    cache, with the pack's recording settings: every step equals the replay's."""
-    replay = gym.make("TeaMsInstructReplayDiscrete-v0")
+    cache, with the pack's recording settings: every step equals the replay's, and so does the
+    default (-v1) observation: its verdicts, actions, progress and length bit for bit."""
+    replay = gym.make("TeaMsInstructReplayDiscrete-v1")
     manifest = replay.unwrapped.pack.manifest
     depth = manifest["depth"]
     rng = np.random.default_rng(0)
@@ -65,6 +66,7 @@ def test_the_shipped_pack_is_what_the_live_env_does():
         max_steps=depth,
         on_failure=manifest["on_failure"],
         review_method=manifest["review_method"],
+        observe_verdicts=True,
         cache=None,
     )
     expert = live.engine.expert.backend
@@ -72,13 +74,19 @@ def test_the_shipped_pack_is_what_the_live_env_does():
     # (the pack was recorded on a CPU without AMX); the texts below must still agree step by step.
     protection = "" if expert.extra_buffers else f"-{NO_EXTRA_BUFFERS_TAG}"
     assert expert.identity == manifest["expert"] + protection
-    # The encoder embeds one text here and batches of them when recording: the float16 observation
-    # may differ by one rounding step.
+    # The encoder embeds one text here and batches of them when recording: the float16 embedding
+    # may differ by one rounding step; everything after it is exact.
+    dim = manifest["encoder_dim"]
+
+    def assert_same_observation(live_obs: np.ndarray, replay_obs: np.ndarray) -> None:
+        np.testing.assert_allclose(live_obs[:dim], replay_obs[:dim], atol=1e-3)
+        np.testing.assert_array_equal(live_obs[dim:], replay_obs[dim:])
+
     paid: list[float] = []
     for seed_id, actions in episodes:
         live_obs, _ = live.reset(options={"instruction": texts[seed_id]})
         replay_obs, _ = replay.reset(options={"seed_id": seed_id})
-        np.testing.assert_allclose(live_obs, replay_obs, atol=1e-3)
+        assert_same_observation(live_obs, replay_obs)
         for action in actions:
             live_obs, live_reward, _, _, live_info = live.step(int(action))
             replay_obs, replay_reward, _, _, replay_info = replay.step(int(action))
@@ -95,5 +103,5 @@ def test_the_shipped_pack_is_what_the_live_env_does():
                 assert live_info[key] == (
                     expected if expected is None else pytest.approx(expected, rel=1e-5)
                 ), key
-            np.testing.assert_allclose(live_obs, replay_obs, atol=1e-3)
+            assert_same_observation(live_obs, replay_obs)
     assert set(paid) == {0.0, 1.0}  # the episodes took paid and unpaid steps alike
