@@ -1,5 +1,6 @@
 """The pack shipped with the project: it loads offline from the install, passes the checkers, and is
-what the live env on the embedded model does (same texts, verdicts, probabilities and rewards)."""
+judged as the live env judges; the prompted pack is what the live env on the embedded model does
+(same texts, verdicts, probabilities and rewards)."""
 
 from __future__ import annotations
 
