@@ -184,7 +184,7 @@ def write_report(
     if train:
         episodes = train.get("episodes")
         progress = (
-            f"{episodes} training episodes; mean return (Not-Equal verdicts of "
+            f"{episodes} training episodes; mean return (paid rewrites of "
             f"{train.get('episode_length') or 6}) {train['first_quarter_return']:.2f} in the first "
             f"quarter of them, {train['last_quarter_return']:.2f} in the last.\n\n"
             if episodes

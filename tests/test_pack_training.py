@@ -174,7 +174,7 @@ def test_the_pipeline_reports_the_held_out_score(topic_pack: Path, tmp_path: Pat
     heldout = marker["pack_eval"]["splits"]["heldout"]
     assert marker["episode_length"] == 2 and "episodes" not in heldout
     text = report.read_text()
-    assert "Trained on the recorded pack" in text and "mean return (Not-Equal verdicts of 2)" in text
+    assert "Trained on the recorded pack" in text and "mean return (paid rewrites of 2)" in text
     assert f"| held-out (8) | {heldout['return']:.3f} |" in text
     assert "| train (8) |" in text and "best fixed" in text
     capsys.readouterr()
