@@ -112,8 +112,8 @@ def test_the_prompted_pack_is_what_the_live_env_does():
 
 def test_the_shipped_pack_is_judged_as_the_live_env_judges():
     """The shipped pack's rewrites come from the specialist, whose llama.cpp answers move with the
-    batch they are decoded in (its LoRA matmuls; measured: 8 of 30 depth-1 rewrites differ asked
-    alone), so a live episode can leave the recorded tree. Its judge is the base model, which does
+    batch they are decoded in (measured: 8 of 30 depth-1 rewrites differ asked alone; probably
+    the LoRA adapter's matmuls), so a live episode can leave the recorded tree. Its judge is the base model, which does
     not: every recorded rewrite, judged live one pair at a time without a cache, gets the pack's
     verdict, validity, GOOD call and reward."""
     from teams_env.engine import Rewrite
