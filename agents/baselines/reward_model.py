@@ -28,6 +28,7 @@ import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -166,11 +167,19 @@ def shared_rewarded_order(pack_directory: str, content: str, max_steps: int, rew
     return rewarded_order(_train_split(pack_directory, max_steps, reward))
 
 
-def train_split_key(env: gym.Env | VecEnv, agent: str) -> tuple[str, str, int, str]:
-    """What a fit on the train seeds of ``env``'s pack depends on: its directory, content, horizon
-    and reward."""
+class TrainSplitKey(NamedTuple):
+    """What a fit on the train seeds of a pack depends on."""
+
+    pack_directory: str
+    content: str
+    max_steps: int
+    reward: str
+
+
+def train_split_key(env: gym.Env | VecEnv, agent: str) -> TrainSplitKey:
+    """The :class:`TrainSplitKey` of ``env``'s pack, horizon and reward."""
     replay = replay_env(env, agent)
-    return (
+    return TrainSplitKey(
         str(replay.pack.directory),
         str(replay.pack.manifest.get("content_sha256")),
         replay.max_steps,
@@ -187,7 +196,7 @@ class RewardModelAgent(BaselineAgent):
         super().__init__(env, seed)
         self.env = env
         key = train_split_key(env, "reward-model")
-        self.max_steps = key[2]
+        self.max_steps = key.max_steps
         self.model = _shared_fit(*key)
         self.verdicts = VerdictReader.of(env)
 

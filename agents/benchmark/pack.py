@@ -385,7 +385,7 @@ def bench_pack(config: BenchConfig) -> Path:
     # result's runs alone, with their kept texts: small enough to commit beside results.json.
     with gzip.open(out / "runs.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.writelines(
-            json.dumps({"key": run.key, "result": finished[run.key]}) + "\n" for run in runs_to_do
+            json.dumps({"key": run.key, "result": result}) + "\n" for run, result in zip(runs_to_do, runs)
         )
     table = ceilings(config.pack, config.reward)
     encoder = _env(runs_to_do[0], "train").unwrapped.encoder
