@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from teams_env.options import option
+from teams_rl.finetune.lora_gguf import ADAPTER_DTYPES
 
 SFT_METHODS = ("full", "lora", "qlora")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -211,7 +212,10 @@ class ExpertTrainConfig(SFTConfig):
         "all-linear", "modules that get adapters: all-linear or a comma-separated list"
     )
     save_steps: int = option(25, "save a checkpoint every this many steps; a rerun resumes from the last")
-    adapter_dtype: str = option("f16", "storage of the GGUF adapter: f16 (half the size) or f32")
+    adapter_dtype: str = option(
+        "q5_1",
+        "storage of the GGUF adapter: q5_1 (llama.cpp's answers do not depend on the batch), f16 or f32",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -219,5 +223,7 @@ class ExpertTrainConfig(SFTConfig):
             raise ValueError(f"method must be lora (llama.cpp applies LoRA adapters), got '{self.method}'")
         if self.save_steps < 1:
             raise ValueError(f"save_steps must be at least 1, got {self.save_steps}")
-        if self.adapter_dtype not in ("f16", "f32"):
-            raise ValueError(f"adapter_dtype must be f16 or f32, got '{self.adapter_dtype}'")
+        if self.adapter_dtype not in ADAPTER_DTYPES:
+            raise ValueError(
+                f"adapter_dtype must be one of {', '.join(ADAPTER_DTYPES)}, got '{self.adapter_dtype}'"
+            )

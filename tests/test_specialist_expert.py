@@ -70,6 +70,42 @@ def test_the_adapter_is_part_of_the_cache_identity() -> None:
     assert plain.model_id in specialist.model_id and plain.model_id != specialist.model_id
 
 
+def test_a_float_adapter_is_warned_about_and_the_shipped_one_is_not(tmp_path, caplog) -> None:
+    from teams_rl.finetune.lora_gguf import convert_adapter
+
+    f16 = convert_adapter(SPECIALIST_ADAPTER, tmp_path / "f16.gguf", dtype="f16")
+    with caplog.at_level("WARNING", logger="teams_env.llm.llamacpp"):
+        make_backend("specialist").close()
+        assert not caplog.records
+        make_backend(f"specialist?lora={f16}").close()
+    (record,) = caplog.records
+    assert "f16.gguf stores float tensors" in record.getMessage() and "convert_adapter" in record.getMessage()
+
+
+@pytest.mark.slow
+def test_the_specialists_answers_do_not_depend_on_the_batch() -> None:
+    """The same requests alone, together, and together in another order and company: the same text
+    (with the F16 adapter shipped before, 7 of 8 differed alone; see teams_rl.finetune.lora_gguf)."""
+    instructions = [
+        "How to cook rice without a rice cooker",
+        "Explain why bread dough needs time to rise before baking.",
+        "Suggest three quick vegetarian dinners that use canned chickpeas.",
+        "What is the difference between baking soda and baking powder?",
+        "List the basic steps for making a simple tomato sauce from fresh tomatoes.",
+        "Give tips for searing a steak so it forms a good crust.",
+    ]
+    conversations = [
+        specialist_conversation(ACTIONS[i % len(ACTIONS)], text) for i, text in enumerate(instructions)
+    ]
+    params = GenerationParams(max_new_tokens=48, repetition_penalty=1.0)
+    backend = make_backend("specialist")
+    together = [c.text for c in backend.generate(conversations, params)]
+    alone = [backend.generate([c], params)[0].text for c in conversations]
+    reordered = backend.generate([*conversations[::-1], *conversations[:2]], params)
+    assert alone == together
+    assert [c.text for c in reordered[: len(conversations)]][::-1] == together
+
+
 @pytest.mark.slow
 def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -> None:
     """Greedy rewrites from llama.cpp (Q4_1 base + GGUF adapter), teacher-forced through the

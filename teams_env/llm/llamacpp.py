@@ -40,6 +40,8 @@ from teams_env.llm.sampling import choose_token, log_softmax
 
 require("llama-cpp-python", LLAMA_CPP_PYTHON_FLOOR, "the llamacpp backend")
 
+logger = logging.getLogger(__name__)
+
 MIN_SHARED_COPY = 32
 """Copy another slot's prefix when it saves at least this many prompt tokens (a stream copy costs
 about as much as computing a handful of tokens)."""
@@ -187,6 +189,12 @@ class LlamaCppBackend(LLMBackend):
             raise ValueError(
                 f"{adapter}: not a llama.cpp LoRA adapter for {self._path.name} (wrong file, another "
                 "architecture or tensor shapes that do not fit)"
+            )
+        if _stores_floats(adapter):
+            logger.warning(
+                "%s stores float tensors: with it, llama.cpp's answers depend on which requests share "
+                "a batch; teams_rl.finetune.lora_gguf.convert_adapter writes a Q5_1 copy that does not",
+                adapter,
             )
         adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(loaded)
         scales = (ctypes.c_float * 1)(1.0)
@@ -503,6 +511,16 @@ class LlamaCppBackend(LLMBackend):
         with self._lock:
             self._ctx.close()
             self._model.close()
+
+
+def _stores_floats(adapter: Path) -> bool:
+    """The GGUF adapter stores float tensors: llama.cpp multiplies one token by a float matrix with
+    other kernels than several, so the adapter's update, and then greedy tokens, move with the batch
+    (teams_rl.finetune.lora_gguf says more)."""
+    import gguf
+
+    floats = {gguf.GGMLQuantizationType.F16, gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.BF16}
+    return any(tensor.tensor_type in floats for tensor in gguf.GGUFReader(str(adapter)).tensors)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

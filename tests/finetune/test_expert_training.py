@@ -11,7 +11,14 @@ import pytest
 from teams_env.actions import ACTION_NAMES
 from teams_rl.cli import main
 from teams_rl.finetune.demonstrations import BUNDLED_DEMONSTRATIONS, read_demonstrations
-from teams_rl.finetune.lora_gguf import gguf_tensors, permute_rows
+from teams_rl.finetune.lora_gguf import (
+    convert_adapter,
+    gguf_tensors,
+    pad_rank,
+    permute_rows,
+    read_adapter_tensors,
+    write_adapter_tensors,
+)
 
 TINY = [
     (
@@ -64,14 +71,16 @@ def test_train_expert_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
         name: reader.fields[name].contents()
         for name in ("general.type", "adapter.type", "adapter.lora.alpha")
     }
-    assert fields == {"general.type": "adapter", "adapter.type": "lora", "adapter.lora.alpha": 32.0}
-    shapes = {t.name: tuple(int(d) for d in reversed(list(t.shape))) for t in reader.tensors}
-    assert shapes["blk.0.attn_q.weight.lora_a"] == (4, 576) and shapes["blk.0.attn_q.weight.lora_b"] == (
-        576,
-        4,
-    )
-    assert shapes["blk.0.ffn_down.weight.lora_a"] == (4, 1536)
-    assert len(shapes) == 30 * 7 * 2  # every projection of every layer, a and b
+    # Stored as Q5_1 (batch-invariant in llama.cpp): rank 4 padded to 32, alpha raised with it, so
+    # alpha / rank is the trained 32 / 4.
+    assert fields == {"general.type": "adapter", "adapter.type": "lora", "adapter.lora.alpha": 256.0}
+    assert {t.tensor_type for t in reader.tensors} == {gguf.GGMLQuantizationType.Q5_1}
+    tensors, _ = read_adapter_tensors(adapter)
+    assert tensors["blk.0.attn_q.weight.lora_a"].shape == (32, 576)
+    assert tensors["blk.0.attn_q.weight.lora_b"].shape == (576, 32)
+    assert tensors["blk.0.ffn_down.weight.lora_a"].shape == (32, 1536)
+    assert not tensors["blk.0.ffn_down.weight.lora_a"][4:].any()
+    assert len(tensors) == 30 * 7 * 2  # every projection of every layer, a and b
     # A rerun with a later stop resumes from the last checkpoint instead of starting over.
     assert main([*common, "--max-steps", "3", "--lora-rank", "4"]) == 0
     log = json.loads((out / "training_log.json").read_text())
@@ -119,3 +128,41 @@ def test_query_and_key_rows_are_permuted_as_llama_cpp_stores_them() -> None:
     assert np.array_equal(tensors["blk.3.attn_q.weight.lora_a"], a)
     with pytest.raises(ValueError, match="lm_head"):
         gguf_tensors({"base_model.model.lm_head.lora_A.weight": a}, n_head=n_head, n_head_kv=n_kv)
+
+
+def adapter_tensors(rank: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "blk.0.attn_v.weight.lora_a": rng.normal(0, 0.05, size=(rank, 64)).astype(np.float32),
+        "blk.0.attn_v.weight.lora_b": rng.normal(0, 0.05, size=(48, rank)).astype(np.float32),
+    }
+
+
+def update(tensors: dict[str, np.ndarray], alpha: float) -> np.ndarray:
+    b, a = tensors["blk.0.attn_v.weight.lora_b"], tensors["blk.0.attn_v.weight.lora_a"]
+    return alpha / a.shape[0] * b @ a
+
+
+def test_padding_the_rank_keeps_the_update() -> None:
+    tensors = adapter_tensors(rank=12)
+    padded, alpha = pad_rank(tensors, 24.0)
+    assert padded["blk.0.attn_v.weight.lora_a"].shape == (32, 64) and alpha == 64.0
+    assert np.allclose(update(padded, alpha), update(tensors, 24.0))
+    same, same_alpha = pad_rank(adapter_tensors(rank=64), 8.0)
+    assert same["blk.0.attn_v.weight.lora_a"].shape == (64, 64) and same_alpha == 8.0
+
+
+def test_an_f16_adapter_converts_to_q5_1_with_the_same_update(tmp_path: Path) -> None:
+    import gguf
+
+    tensors = adapter_tensors(rank=8)
+    f16 = write_adapter_tensors(tensors, 16.0, tmp_path / "f16.gguf", dtype="f16")
+    q5_1 = convert_adapter(f16, tmp_path / "q5_1.gguf")
+    reader = gguf.GGUFReader(str(q5_1))
+    assert {t.tensor_type for t in reader.tensors} == {gguf.GGMLQuantizationType.Q5_1}
+    converted, alpha = read_adapter_tensors(q5_1)
+    expected = update(tensors, 16.0)
+    error = np.abs(update(converted, alpha) - expected).max()
+    assert 0 < error < 0.05 * np.abs(expected).max()  # quantized: close, not equal
+    with pytest.raises(ValueError, match="adapter dtype must be one of q5_1, f16, f32, got 'q8_0'"):
+        write_adapter_tensors(tensors, 16.0, tmp_path / "x.gguf", dtype="q8_0")
