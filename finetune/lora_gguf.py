@@ -81,8 +81,19 @@ QUANT_BLOCK = 32
 
 def pad_rank(tensors: dict[str, np.ndarray], alpha: float) -> tuple[dict[str, np.ndarray], float]:
     """The adapter with its rank padded by zero rows of ``lora_a`` and zero columns of ``lora_b`` to a
-    multiple of :data:`QUANT_BLOCK`, and the alpha that keeps ``alpha / rank`` (the same update)."""
-    rank = next(value.shape[0] for name, value in tensors.items() if name.endswith(".lora_a"))
+    multiple of :data:`QUANT_BLOCK`, and the alpha that keeps ``alpha / rank`` (the same update; after
+    quantization the padded rows of ``lora_a`` stay exactly zero, so whatever the padded columns of
+    ``lora_b`` round to adds nothing)."""
+    ranks = {
+        name: value.shape[0] if name.endswith(".lora_a") else value.shape[1]
+        for name, value in tensors.items()
+    }
+    if not ranks:
+        raise ValueError("the adapter has no tensors")
+    rank = next(iter(ranks.values()))
+    for name, other in ranks.items():
+        if other != rank:  # one alpha serves every tensor: their padding must be the same
+            raise ValueError(f"adapter tensor '{name}' has rank {other}, others {rank}: Q5_1 needs one rank")
     padded = -(-rank // QUANT_BLOCK) * QUANT_BLOCK
     if padded == rank:
         return tensors, alpha
@@ -101,7 +112,7 @@ def write_adapter_tensors(
     """Write llama.cpp adapter tensors (names and numpy shapes as :func:`gguf_tensors` gives them)
     as a GGUF adapter at ``out``, stored as ``dtype`` (one of :data:`ADAPTER_DTYPES`)."""
     import gguf
-    from gguf.quants import quantize
+    from gguf.quants import QuantError, quantize
 
     if dtype not in ADAPTER_DTYPES:
         raise ValueError(f"adapter dtype must be one of {', '.join(ADAPTER_DTYPES)}, got '{dtype}'")
@@ -111,19 +122,28 @@ def write_adapter_tensors(
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(target.name + ".partial")
     writer = gguf.GGUFWriter(str(staging), "llama")
-    writer.add_type("adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(alpha))
-    for name in sorted(tensors):
-        value = np.ascontiguousarray(tensors[name], dtype=np.float32)
-        if dtype == "q5_1":
-            q5_1 = gguf.GGMLQuantizationType.Q5_1
-            writer.add_tensor(name, quantize(value, q5_1), raw_dtype=q5_1)
-        else:
-            writer.add_tensor(name, value.astype(np.float16 if dtype == "f16" else np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
+    try:
+        writer.add_type("adapter")
+        writer.add_string("adapter.type", "lora")
+        writer.add_float32("adapter.lora.alpha", float(alpha))
+        for name in sorted(tensors):
+            value = np.ascontiguousarray(tensors[name], dtype=np.float32)
+            if dtype == "q5_1":
+                q5_1 = gguf.GGMLQuantizationType.Q5_1
+                try:
+                    stored = quantize(value, q5_1)
+                except QuantError as error:  # rows must be whole 32-value blocks
+                    raise ValueError(f"{target}: adapter tensor '{name}' {value.shape}: {error}") from None
+                writer.add_tensor(name, stored, raw_dtype=q5_1)
+            else:
+                writer.add_tensor(name, value.astype(np.float16 if dtype == "f16" else np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    except BaseException:
+        writer.close()
+        staging.unlink(missing_ok=True)
+        raise
     writer.close()
     staging.replace(target)
     return target

@@ -109,8 +109,9 @@ def test_the_specialists_answers_do_not_depend_on_the_batch() -> None:
 @pytest.mark.slow
 def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -> None:
     """Greedy rewrites from llama.cpp (Q4_1 base + GGUF adapter), teacher-forced through the
-    transformers model with the PEFT adapter the GGUF was written from: the same next token at
-    at least 95% of the first 32 positions."""
+    transformers model with the same adapter weights read back from the GGUF (dequantized) as a PEFT
+    adapter: the same next token at at least 95% of the first 32 positions. It checks the format
+    (row order, rank, alpha), not what quantizing the adapter cost."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -169,10 +170,17 @@ def test_the_shipped_adapter_in_llama_cpp_agrees_with_the_transformers_model() -
             "llamacpp",
         ),
         (
-            "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=specialist_expert.gguf@4625eb868cb0c658",
+            "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=specialist_expert.gguf@9150d4b0804c36d1"
+            "?deterministic-blocks32-noflash",
             "specialist",
         ),
+        # The F16 adapter shipped before: another expert (its answers moved with the batch).
+        (
+            "specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=specialist_expert.gguf@251732a2070efdd2",
+            None,
+        ),
         ("specialist:SmolLM2-135M-Instruct.Q4_1.gguf@747cb1f0195582d0+lora=mine.gguf@0123", None),
+        ("llamacpp:SmolLM2-135M-Instruct.Q4_1.gguf@0123456789abcdef", None),
         ("llamacpp:wizardlm-13b.Q4_K_M.gguf@0123", None),
         ("openai:gpt-4o-mini", None),
     ],

@@ -130,19 +130,19 @@ class Pack:
     @property
     def expert_spec(self) -> str | None:
         """The backend spec of the expert the pack was recorded with, where it is one of the shipped
-        experts (the embedded model prompted, or the specialist with its shipped adapter): a policy
-        trained on the pack drives that expert live. ``None`` for any other expert."""
-        from teams_env.llm.embedded import EMBEDDED_GGUF_FILE
+        experts (the embedded model prompted, or the specialist with its shipped adapter), the same
+        files by content: a policy trained on the pack drives that expert live. ``None`` for any
+        other expert, an earlier adapter included."""
+        from teams_env.llm.embedded import embedded_gguf_path
+        from teams_env.llm.identity import file_fingerprint, gguf_model_id
+        from teams_env.llm.llamacpp import SPECIALIST_ADAPTER
 
         identity = str(self.manifest.get("expert", ""))
         kind, _, model = identity.partition(":")
-        if not model.startswith(EMBEDDED_GGUF_FILE + "@"):
-            return None
-        if kind == "llamacpp" and "+lora=" not in model:
-            return "llamacpp"
-        if kind == "specialist" and "+lora=specialist_expert.gguf@" in model:
-            return "specialist"
-        return None
+        model = model.split("?", 1)[0]  # the computation's tags, not the files
+        base = gguf_model_id(embedded_gguf_path())
+        adapter = f"+lora={SPECIALIST_ADAPTER.name}@{file_fingerprint(SPECIALIST_ADAPTER)}"
+        return {("llamacpp", base): "llamacpp", ("specialist", base + adapter): "specialist"}.get((kind, model))
 
     def node(self, seed_id: str, path: Path_) -> Node:
         try:

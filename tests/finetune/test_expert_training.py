@@ -166,3 +166,16 @@ def test_an_f16_adapter_converts_to_q5_1_with_the_same_update(tmp_path: Path) ->
     assert 0 < error < 0.05 * np.abs(expected).max()  # quantized: close, not equal
     with pytest.raises(ValueError, match="adapter dtype must be one of q5_1, f16, f32, got 'q8_0'"):
         write_adapter_tensors(tensors, 16.0, tmp_path / "x.gguf", dtype="q8_0")
+
+
+def test_an_adapter_that_cannot_be_q5_1_is_one_error_naming_the_tensor(tmp_path: Path) -> None:
+    mixed = {**adapter_tensors(rank=8), "blk.1.attn_v.weight.lora_a": np.zeros((4, 64), np.float32)}
+    with pytest.raises(ValueError, match=r"'blk.1.attn_v.weight.lora_a' has rank 4, others 8"):
+        pad_rank(mixed, 16.0)
+    odd = {
+        "blk.0.attn_v.weight.lora_a": np.ones((8, 40), np.float32),
+        "blk.0.attn_v.weight.lora_b": np.ones((48, 8), np.float32),
+    }
+    with pytest.raises(ValueError, match=r"x.gguf: adapter tensor 'blk.0.attn_v.weight.lora_a' \(32, 40\)"):
+        write_adapter_tensors(odd, 16.0, tmp_path / "x.gguf")
+    assert not list(tmp_path.iterdir())  # nothing half-written is left
