@@ -142,7 +142,9 @@ class Pack:
         model = model.split("?", 1)[0]  # the computation's tags, not the files
         base = gguf_model_id(embedded_gguf_path())
         adapter = f"+lora={SPECIALIST_ADAPTER.name}@{file_fingerprint(SPECIALIST_ADAPTER)}"
-        return {("llamacpp", base): "llamacpp", ("specialist", base + adapter): "specialist"}.get((kind, model))
+        return {("llamacpp", base): "llamacpp", ("specialist", base + adapter): "specialist"}.get(
+            (kind, model)
+        )
 
     def node(self, seed_id: str, path: Path_) -> Node:
         try:
