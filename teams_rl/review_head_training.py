@@ -93,13 +93,18 @@ def precision_threshold(scores: np.ndarray, labels: np.ndarray, precision: float
     return float(sorted_scores[int(np.argmax(f_half))]), False
 
 
+def folds_by_group(groups: np.ndarray, folds: int) -> np.ndarray:
+    """Each row's fold: the groups (base instructions, seeds) in sorted order dealt round-robin, so
+    the rows of one group share a fold and every fitting with the same groups splits alike."""
+    fold_of_group = {g: i % folds for i, g in enumerate(np.unique(groups))}
+    return np.array([fold_of_group[g] for g in groups])
+
+
 def _fit_head(
     features: np.ndarray, labels: np.ndarray, groups: np.ndarray, l2: float, folds: int
 ) -> tuple[LogisticHead, dict[str, float]]:
     """A head on all rows, its threshold from out-of-fold predictions (folds by group)."""
-    unique = np.unique(groups)
-    fold_of_group = {g: i % folds for i, g in enumerate(unique)}
-    fold = np.array([fold_of_group[g] for g in groups])
+    fold = folds_by_group(groups, folds)
     held_out = np.zeros(len(labels))
     for k in range(folds):
         train = fold != k
@@ -212,9 +217,7 @@ def fit_good_head(
     hidden = head.hidden_size
     block = action_columns(actions, standardised[:, hidden:], head.encoder_feature_names, good_features)
     design = np.hstack([standardised, block])
-    unique = np.unique(groups)
-    fold_of_group = {g: i % folds for i, g in enumerate(unique)}
-    fold = np.array([fold_of_group[g] for g in groups])
+    fold = folds_by_group(groups, folds)
 
     def basis_of(rows: np.ndarray) -> np.ndarray:
         if components and components < hidden:

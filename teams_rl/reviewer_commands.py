@@ -350,26 +350,36 @@ def run_train(config: TrainReviewerConfig) -> int:
     return 0
 
 
-def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encoder: Any) -> Any:
-    """``head`` with a GOOD head fitted on the train rows of ``config.good_labels`` that its rules
-    leave to the heads (what the rules refuse never reaches them)."""
+def good_training_rows(paths: list[str], judge_rules: Any) -> list[dict[str, Any]]:
+    """The labelled rewrites a GOOD head is fitted on: the train rows of readers' files
+    (``reading-merge``'s ``labelled.jsonl``) that the judge's rules leave to the heads (what the
+    rules refuse never reaches them)."""
     from teams_env.actions import ACTION_NAMES
-    from teams_env.reward.review_head import encoder_features, head_conversation
     from teams_env.reward.validity import rule_violation
     from teams_rl.reading import labelled_rows
-    from teams_rl.review_head_training import GOOD_FEATURES, fit_good_head
 
     rows = [
         row
-        for row in labelled_rows(config.good_labels)
+        for row in labelled_rows(paths)
         if row.get("split", "train") == "train"
-        and rule_violation(row["instruction"], row["rewrite"], judge_rules=head.rules) is None
+        and rule_violation(row["instruction"], row["rewrite"], judge_rules=judge_rules) is None
     ]
     unknown = next((row["action"] for row in rows if row["action"] not in ACTION_NAMES), None)
     if unknown is not None:
         raise ValueError(f"labelled rewrites: unknown action '{unknown}'; known: {', '.join(ACTION_NAMES)}")
     if not rows:
-        raise ValueError(f"no train rows to fit a GOOD head on in {', '.join(config.good_labels)}")
+        raise ValueError(f"no train rows to fit a GOOD head on in {', '.join(paths)}")
+    return rows
+
+
+def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encoder: Any) -> Any:
+    """``head`` with a GOOD head fitted on the train rows of ``config.good_labels`` that its rules
+    leave to the heads (what the rules refuse never reaches them)."""
+    from teams_env.actions import ACTION_NAMES
+    from teams_env.reward.review_head import encoder_features, head_conversation
+    from teams_rl.review_head_training import GOOD_FEATURES, fit_good_head
+
+    rows = good_training_rows(config.good_labels, head.rules)
     pairs = [(row["instruction"], row["rewrite"]) for row in rows]
     states: list[np.ndarray] = []
     for first in tqdm(range(0, len(pairs), BATCH), desc="hidden states (labelled)", unit="batch"):

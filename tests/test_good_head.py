@@ -4,6 +4,7 @@ and loaded with the review head, and deciding the reward where a head has one.""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from teams_env.reward.formula import rewarded_in, unpaid_reason
 from teams_env.reward.review_head import ReviewHead
 from teams_env.reward.reviewer import head_judgements
 from teams_env.roc import roc_auc
-from teams_rl.review_head_training import precision_threshold, train_review_head
+from teams_rl.review_head_training import folds_by_group, precision_threshold, train_review_head
+from teams_rl.reviewer_commands import good_training_rows
 
 
 def test_precision_threshold_takes_the_most_recall_that_reaches_the_precision():
@@ -162,3 +164,41 @@ def test_a_pair_without_an_action_is_paid_if_any_action_would_pay_it():
     result = judge_pairs(ByAction(), [_pair("deepen", True), _pair("surface", False)])
     assert result[0].p_good == ACTION_NAMES.index("deepening") / 10 and not result[0].rewarded
     assert result[1].p_good == 0.5 and result[1].rewarded  # the strictest reading: the best action
+
+
+def test_rows_of_one_group_share_a_fold_and_every_fold_is_used():
+    groups = np.array(["s3", "s1", "s2", "s1", "s4", "s3", "s5"])
+    fold = folds_by_group(groups, 2)
+    assert fold.tolist() == [0, 0, 1, 0, 1, 0, 0]  # sorted groups s1..s5 dealt 0, 1, 0, 1, 0
+    assert all(len(set(fold[groups == g])) == 1 for g in set(groups))
+    assert set(folds_by_group(groups, 5)) == {0, 1, 2, 3, 4}
+
+
+def _labelled_file(tmp_path, rows):
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_a_good_head_is_fitted_on_train_rows_the_rules_leave_to_it(tmp_path):
+    base = {"instruction": "Explain photosynthesis.", "action": "deepening", "label": "GOOD"}
+    rows = [
+        {
+            **base,
+            "rewrite": "Explain photosynthesis in C4 plants and why it helps in hot climates.",
+            "split": "train",
+        },
+        {**base, "rewrite": "Explain photosynthesis.", "split": "train"},  # a copy: the rules refuse it
+        {**base, "rewrite": "Explain photosynthesis and its light reactions in detail.", "split": "test"},
+        {
+            **base,
+            "rewrite": "Explain how leaves capture light for photosynthesis.",
+            "label": None,
+        },  # not read
+    ]
+    kept = good_training_rows([_labelled_file(tmp_path, rows)], ())
+    assert [row["rewrite"] for row in kept] == [rows[0]["rewrite"]]
+    with pytest.raises(ValueError, match="unknown action 'sideways'"):
+        good_training_rows([_labelled_file(tmp_path, [{**rows[0], "action": "sideways"}])], ())
+    with pytest.raises(ValueError, match="no train rows"):
+        good_training_rows([_labelled_file(tmp_path, rows[1:])], ())
