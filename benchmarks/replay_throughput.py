@@ -30,7 +30,6 @@ REPLAY_ARMS = (
 )
 LIVE_ENV_ID = "TeaMsInstructDiscrete-v0"
 REPLAY_TARGET_STEPS_PER_S = 5000.0
-DEFAULT_EXPERT = "llamacpp?deterministic=true"
 """The spec the shipped pack is recorded with (README: replay equals the live env bit for bit)."""
 
 
@@ -150,18 +149,23 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--live-steps", type=int, default=24, help="live env steps (each runs the model)")
     parser.add_argument("--skip-live", action="store_true", help="measure replay only (no model loaded)")
     parser.add_argument(
-        "--expert", default=DEFAULT_EXPERT, help="the spec the pack's expert was recorded with"
+        "--expert",
+        default=None,
+        help="the spec the pack's expert was recorded with (default: the shipped expert it names)",
     )
     parser.add_argument("--reviewer", default=None, help="the reviewer's spec, when not the expert's")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random actions and resets")
     args = parser.parse_args(argv)
 
     pack = shared_pack(args.pack)
+    expert = args.expert or pack.expert_spec
+    if expert is None and not args.skip_live:
+        raise SystemExit(f"{args.pack}: recorded with an expert that is not a shipped one; pass --expert")
     replay = [replay_speed(args.pack, env_id, obs, args.steps, args.seed) for env_id, obs in REPLAY_ARMS]
     live = (
         None
         if args.skip_live
-        else live_speed(pack.manifest, args.expert, args.reviewer, args.live_steps, args.seed)
+        else live_speed(pack.manifest, expert, args.reviewer, args.live_steps, args.seed)
     )
     if live:
         for arm in replay:
