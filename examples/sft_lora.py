@@ -4,6 +4,9 @@ the merged model a question.
     python examples/sft_lora.py            # 3 epochs over a small dataset (a few minutes on a CPU)
     python examples/sft_lora.py --tiny     # 2 optimizer steps, to check the set-up (under a minute)
 
+It writes to runs/sft_lora_example/ under the current folder (the merged model is about 540 MB; a
+rerun replaces it).
+
 The same from the command line (a dataset from `teams-rl generate` works as it is):
 
     teams-rl sft --data my_dataset/dataset.jsonl --method lora --out my_model
@@ -11,7 +14,6 @@ The same from the command line (a dataset from `teams-rl generate` works as it i
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -25,7 +27,8 @@ pairs = [
     ("Give a synonym for 'quick'.", "Fast."),
     ("How many legs does a spider have?", "A spider has eight legs."),
 ] * 4
-folder = Path(tempfile.mkdtemp(prefix="teams-rl-sft-"))
+folder = Path("runs") / "sft_lora_example"
+folder.mkdir(parents=True, exist_ok=True)
 data = folder / "dataset.jsonl"
 with data.open("w", encoding="utf-8") as handle:
     for question, answer in pairs:

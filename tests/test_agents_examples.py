@@ -75,6 +75,7 @@ def test_bench_example_compares_two_algorithms_and_a_floor(tmp_path: Path) -> No
 def test_sft_lora_example_fine_tunes_the_embedded_model(tmp_path: Path) -> None:
     out = _run("sft_lora.py", tmp_path, flag="--tiny")
     assert "saved lora fine-tune of embedded" in out
+    assert (tmp_path / "runs" / "sft_lora_example" / "model" / "config.json").is_file()  # not left in /tmp
     assert out.split("answer:")[1].strip()  # the merged model says something
 
 
