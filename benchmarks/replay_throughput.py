@@ -30,7 +30,6 @@ REPLAY_ARMS = (
 )
 LIVE_ENV_ID = "TeaMsInstructDiscrete-v0"
 REPLAY_TARGET_STEPS_PER_S = 5000.0
-"""The spec the shipped pack is recorded with (README: replay equals the live env bit for bit)."""
 
 
 def run_steps(env: gym.Env, actions: Sequence[Any], seed: int) -> int:
