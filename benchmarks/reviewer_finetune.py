@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import RESULTS_DIR, Timer, markdown_table, write_result
-from teams_env.actions import ACTIONS
+from teams_env.actions import ACTION_NAMES, ACTIONS, specialist_conversation
 from teams_env.reward.review_head import ReviewHead
 from teams_env.roc import roc_auc
 from teams_rl.review_head_training import folds_by_group
-from teams_rl.reviewer_commands import good_training_rows
+from teams_rl.reviewer_commands import good_row_groups, good_training_rows
 
 LABELS = [
     str(RESULTS_DIR / "reward_reading" / "prompted" / "labelled.jsonl"),
@@ -43,8 +43,7 @@ BATCH = 8
 def request_and_reply(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], int]:
     """Token ids of the chat (the action's request, the rewrite as the reply, ending at the reply's
     last token) and how many of them are the request."""
-    method = next(action.method for action in ACTIONS if action.name == row["action"])
-    request = [{"role": "user", "content": f"{method}\n\nInstruction: {row['instruction']}"}]
+    request = specialist_conversation(ACTIONS[ACTION_NAMES.index(row["action"])], row["instruction"])
     prompt = tokenizer.apply_chat_template(request, add_generation_prompt=True, tokenize=False)
     full = tokenizer.apply_chat_template(
         [*request, {"role": "assistant", "content": row["rewrite"]}], tokenize=False
@@ -157,7 +156,7 @@ def main() -> None:
             f"{len(rows)}: compare on the files it was fitted on"
         )
     good = np.array([row["label"] == "GOOD" for row in rows], dtype=float)
-    fold = folds_by_group(np.array([str(row.get("seed_id", row["instruction"])) for row in rows]), args.folds)
+    fold = folds_by_group(good_row_groups(rows), args.folds)
     path = embedded_hf_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()

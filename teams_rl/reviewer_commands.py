@@ -372,6 +372,12 @@ def good_training_rows(paths: list[str], judge_rules: Any) -> list[dict[str, Any
     return rows
 
 
+def good_row_groups(rows: list[dict[str, Any]]) -> np.ndarray:
+    """Each labelled rewrite's cross-validation group: its seed (its instruction where it names
+    none), so no seed's rewrites are both fitted on and scored."""
+    return np.array([str(row.get("seed_id", row["instruction"])) for row in rows])
+
+
 def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encoder: Any) -> Any:
     """``head`` with a GOOD head fitted on the train rows of ``config.good_labels`` that its rules
     leave to the heads (what the rules refuse never reaches them)."""
@@ -394,7 +400,7 @@ def _with_good_head(head: Any, config: TrainReviewerConfig, service: Any, encode
         head.standardise(np.asarray(states), extra),
         np.array([ACTION_NAMES.index(row["action"]) for row in rows]),
         np.array([row["label"] == "GOOD" for row in rows]),
-        np.array([str(row.get("seed_id", row["instruction"])) for row in rows]),
+        good_row_groups(rows),
         good_features=GOOD_FEATURES,
         l2=config.good_l2,
         folds=config.folds,

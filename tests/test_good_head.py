@@ -14,7 +14,7 @@ from teams_env.reward.review_head import ReviewHead
 from teams_env.reward.reviewer import head_judgements
 from teams_env.roc import roc_auc
 from teams_rl.review_head_training import folds_by_group, precision_threshold, train_review_head
-from teams_rl.reviewer_commands import good_training_rows
+from teams_rl.reviewer_commands import good_row_groups, good_training_rows
 
 
 def test_precision_threshold_takes_the_most_recall_that_reaches_the_precision():
@@ -198,6 +198,11 @@ def test_a_good_head_is_fitted_on_train_rows_the_rules_leave_to_it(tmp_path):
     ]
     kept = good_training_rows([_labelled_file(tmp_path, rows)], ())
     assert [row["rewrite"] for row in kept] == [rows[0]["rewrite"]]
+    # Folds group a seed's rewrites, or an instruction's where no seed is named.
+    assert good_row_groups([{**rows[0], "seed_id": "seed-007"}, rows[0]]).tolist() == [
+        "seed-007",
+        "Explain photosynthesis.",
+    ]
     with pytest.raises(ValueError, match="unknown action 'sideways'"):
         good_training_rows([_labelled_file(tmp_path, [{**rows[0], "action": "sideways"}])], ())
     with pytest.raises(ValueError, match="no train rows"):
